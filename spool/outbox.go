@@ -208,8 +208,8 @@ func (f *outboxFragment) Abort() error {
 
 // PublishManifest publishes manifest.json into freeze/, completing the
 // archive (hand-off rule 3). Every fragment the manifest lists must have
-// been committed through this outbox, and its backup ID must be the
-// outbox's.
+// been committed through this outbox and every committed fragment must be
+// listed; its backup ID must be the outbox's.
 func (o *Outbox) PublishManifest(m *archive.Manifest) error {
 	b, err := m.Marshal()
 	if err != nil {
@@ -231,6 +231,9 @@ func (o *Outbox) PublishManifest(m *archive.Manifest) error {
 			return fmt.Errorf("spool: backup %s: manifest lists %s, which was never committed", o.id, f.Name)
 		}
 	}
+	if len(m.Fragments) != len(o.published) {
+		return fmt.Errorf("spool: backup %s: manifest lists %d fragments, %d were committed", o.id, len(m.Fragments), len(o.published))
+	}
 	if err := PublishBytes(o.staging, o.queue, archive.ManifestName, b); err != nil {
 		return fmt.Errorf("spool: backup %s: %w", o.id, err)
 	}
@@ -244,7 +247,7 @@ func (o *Outbox) PublishManifest(m *archive.Manifest) error {
 // without a manifest never completes. Close after Close does nothing.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
-	if o.closed {
+	if o.closed && !o.aborted {
 		o.mu.Unlock()
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"testing"
 
-
 	"github.com/cryophile/cryophile/archive"
 	"github.com/cryophile/cryophile/spool"
 )

@@ -47,7 +47,9 @@ func readKeyFile(path string) (openpgp.EntityList, error) {
 		return nil, fmt.Errorf("key file %s: larger than %d bytes", path, maxKeyFile)
 	}
 	var el openpgp.EntityList
-	if bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("-----BEGIN ")) {
+	// Binary OpenPGP starts with a packet tag, which has its top bit set;
+	// armor may be preceded by text (sq and gpg write comments there).
+	if len(b) > 0 && b[0]&0x80 == 0 {
 		el, err = readArmoredKeys(b)
 	} else {
 		el, err = openpgp.ReadKeyRing(bytes.NewReader(b))

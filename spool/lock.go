@@ -29,7 +29,9 @@ type FileLock struct {
 func Lock(path string) (*FileLock, error) { return lock(path, true) }
 
 func lock(path string, create bool) (*FileLock, error) {
-	flags := os.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	// Read-only: flock needs no write access, and a daemon of the
+	// cryophile group may test a lock file that a backup user owns.
+	flags := os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if create {
 		flags |= os.O_CREATE
 	}
@@ -106,11 +108,13 @@ func (s *Spool) LockDaemon(name string) (*FileLock, error) {
 }
 
 // LiveWriter reports whether a live cryophile-backup holds the outbox lock
-// of id. It never creates anything.
+// of id. It never creates anything. When it cannot tell (the lock file is
+// unreadable, or not a regular file) it reports true, so that nobody
+// deletes what may be a live writer's.
 func (s *Spool) LiveWriter(id archive.ID) bool {
 	l, err := lock(filepath.Join(s.Dir(QueueBackup, id), LockName), false)
 	if err != nil {
-		return errors.Is(err, ErrLocked)
+		return !errors.Is(err, fs.ErrNotExist)
 	}
 	l.Close()
 	return false

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"github.com/cryophile/cryophile/archive"
 )
@@ -97,8 +98,13 @@ func (s *Spool) NewOutbox(ctx context.Context, id archive.ID, b Budget) (*Outbox
 	// From here on the staging directory is ours: undo it on failure.
 	l, err := Lock(filepath.Join(o.staging, LockName))
 	if err != nil {
-		// Cleanup of a dead writer took the lock in the instant between our
-		// mkdir and our lock (see cleanupGrace): it removes the directory.
+		if !errors.Is(err, ErrLocked) {
+			_ = os.RemoveAll(o.staging)
+			s.prune(QueueBackup, id)
+		}
+		// Otherwise cleanup of a dead writer took the lock in the instant
+		// between our mkdir and our lock (see cleanupGrace): it removes
+		// the directory.
 		return nil, fmt.Errorf("spool: backup %s: %w", id, err)
 	}
 	o.lock = l
@@ -318,12 +324,16 @@ func (o *Outbox) Abort() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.Remove(o.queue); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// Not empty: something we did not publish is in there; leave it.
-		errs = append(errs, fmt.Errorf("remove %s: %w", o.queue, err))
-	} else {
+	switch err := os.Remove(o.queue); {
+	case err == nil || errors.Is(err, fs.ErrNotExist):
 		_ = syncDir(filepath.Dir(o.queue))
 		o.s.prune(QueueFreeze, o.id)
+	case errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST):
+		// Something we did not publish is in there (a consumer's own
+		// bookkeeping): not ours to remove. Without a manifest and
+		// without a live writer the directory is abandoned.
+	default:
+		errs = append(errs, fmt.Errorf("remove %s: %w", o.queue, err))
 	}
 	if len(errs) > 0 {
 		// Keep the staging directory and its lock: the backup ID stays

@@ -118,21 +118,35 @@ func (s *Spool) WaitManifest(ctx context.Context, queue string, id archive.ID) (
 func (s *Spool) waitFile(ctx context.Context, queue string, id archive.ID, name string, onWait func(), check func() error) (*os.File, error) {
 	dir := s.Dir(queue, id)
 	p := filepath.Join(dir, name)
-	if err := mkdirAll(filepath.Join(s.root, queue), id.Dir()); err != nil {
-		return nil, err
-	}
-	var events chan fsnotify.Event
-	var errs chan error
-	if w, err := fsnotify.NewWatcher(); err == nil {
-		defer w.Close()
-		if w.Add(dir) == nil {
-			events, errs = w.Events, w.Errors
+	if queue == QueueRestore {
+		// The reader of restore/ waits for thaw, which publishes into
+		// this directory; creating it lets the watch start at once. In
+		// other queues the directory is the producer's to create (an
+		// existing freeze/ directory makes its backup ID taken).
+		if err := mkdirAll(filepath.Join(s.root, queue), id.Dir()); err != nil {
+			return nil, err
 		}
+	}
+	var (
+		w       *fsnotify.Watcher
+		watched bool
+		events  chan fsnotify.Event
+		errs    chan error
+	)
+	if nw, err := fsnotify.NewWatcher(); err == nil {
+		w = nw
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 	}
 	t := time.NewTicker(s.poll)
 	defer t.Stop()
 	waiting := false
 	for {
+		if w != nil && !watched {
+			// Watch before looking; retried on every tick while the
+			// directory does not exist yet.
+			watched = checkRealDir(dir) == nil && w.Add(dir) == nil
+		}
 		f, err := openRegular(p)
 		if err == nil {
 			return f, nil

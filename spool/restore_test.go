@@ -170,6 +170,18 @@ func TestWaitManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Waiting in freeze/ does not create the directory: that would take
+	// the backup ID.
+	id3 := newID(t, "host")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.WaitManifest(ctx, spool.QueueFreeze, id3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitManifest(freeze, missing) = %v, want DeadlineExceeded", err)
+	}
+	if exists(s.Dir(spool.QueueFreeze, id3)) {
+		t.Errorf("WaitManifest created %s", s.Dir(spool.QueueFreeze, id3))
+	}
+
 	// A corrupt manifest is an error wrapping archive.ErrCorrupt.
 	id2 := newID(t, "host")
 	mustWrite(t, filepath.Join(s.Dir(spool.QueueRestore, id2), archive.ManifestName), []byte("{"))

@@ -1,7 +1,7 @@
 // Package spool is the queue protocol through which the four cryophile
 // programs hand work to each other. They never talk directly: each one
 // publishes files into a queue directory of one spool, and the next one
-// consumes them. This file states the protocol once; every program obeys it
+// consumes them. The protocol is stated here once; every program obeys it
 // by going through this package.
 //
 // # Layout

@@ -183,8 +183,10 @@ type outboxFragment struct {
 	sf *StagedFile
 }
 
+// Write writes to the fragment's staging file.
 func (f *outboxFragment) Write(p []byte) (int, error) { return f.sf.Write(p) }
 
+// Commit publishes the fragment into freeze/ unless the outbox was aborted.
 func (f *outboxFragment) Commit() error {
 	o := f.o
 	o.mu.Lock()
@@ -202,6 +204,7 @@ func (f *outboxFragment) Commit() error {
 	return f.sf.Commit()
 }
 
+// Abort discards the fragment's staging file.
 func (f *outboxFragment) Abort() error {
 	o := f.o
 	o.mu.Lock()

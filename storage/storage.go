@@ -26,6 +26,9 @@ var (
 	ErrRestoreInProgress = errors.New("restore already in progress")
 	// ErrExist: a conditional put found the object already there.
 	ErrExist = errors.New("object already exists")
+	// ErrChecksum: the bytes a put read did not match PutOptions.SHA256;
+	// nothing was stored under the key.
+	ErrChecksum = errors.New("checksum mismatch")
 	// ErrPermanent: the request can never succeed as configured (access
 	// denied, no such bucket, invalid storage class); retrying is useless
 	// and the message says what to fix.
@@ -97,20 +100,28 @@ func (o ObjectInfo) Readable() bool {
 type Store interface {
 	// Put stores the size bytes of r under key. r is read once, from its
 	// current position; an io.ReadSeeker may be rewound for retries.
+	// The object appears under key whole or not at all. A digest that does
+	// not match opts.SHA256 wraps ErrChecksum; opts.IfNoneMatch on an
+	// existing key wraps ErrExist; in both cases nothing is stored.
 	Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) error
 	// Head describes key; a missing key wraps ErrNotExist.
 	Head(ctx context.Context, key string) (ObjectInfo, error)
 	// Get returns length bytes of key from offset (length < 0: to the end).
-	// A missing key wraps ErrNotExist; an unrestored archived object wraps
-	// ErrArchived.
+	// A length past the end stops at the end; length 0 gives no bytes; an
+	// offset past the end, or negative, is an error. A missing key wraps
+	// ErrNotExist; an unrestored archived object wraps ErrArchived.
 	Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// List calls fn for every object whose key starts with prefix, in
 	// lexical key order, until fn returns an error (returned as is).
+	// Each ObjectInfo has Key, Size, Class and Modified; SHA256 and
+	// Restore only where the backend's listing gives them (S3's does not:
+	// Head the key for those).
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 	// Restore asks for a temporary readable copy of an archived key for
 	// days days at tier. A restore already running wraps
 	// ErrRestoreInProgress; a key of a class that needs no restore returns
-	// nil.
+	// nil; asking again once restored extends the copy's life. Expedited is
+	// refused for DEEP_ARCHIVE, as AWS refuses it.
 	Restore(ctx context.Context, key string, days int, tier string) error
 	// Delete removes key; a missing key is not an error. Used to clean up
 	// incomplete uploads, never by the normal freeze/thaw path.

@@ -45,19 +45,17 @@ func mkdirExclusive(root, rel string) error {
 	parent, _ := pathSplit(rel)
 	dir := filepath.Join(root, filepath.FromSlash(rel))
 	var err error
-	for range 10 {
-		if err = mkdirAll(root, parent); err != nil {
-			return err
+	for range 100 {
+		if err = mkdirAll(root, parent); err == nil {
+			if err = os.Mkdir(dir, DirMode); err != nil {
+				err = fmt.Errorf("create %s: %w", dir, err)
+			}
 		}
-		err = os.Mkdir(dir, DirMode)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
 
 func pathSplit(rel string) (parent, last string) {

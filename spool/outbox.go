@@ -109,8 +109,8 @@ func (s *Spool) NewOutbox(ctx context.Context, id archive.ID, b Budget) (*Outbox
 	}
 	o.lock = l
 	if err := mkdirExclusive(filepath.Join(s.root, QueueFreeze), rel); err != nil {
-		o.lock.Close()
 		_ = os.RemoveAll(o.staging)
+		o.lock.Close()
 		s.prune(QueueBackup, id)
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("spool: backup %s: %w (%s exists)", id, ErrExist, o.queue)

@@ -333,3 +333,47 @@ func TestBackPressure(t *testing.T) {
 		writeFragment(t, o, 1, make([]byte, frag))
 	})
 }
+
+func TestOutboxConcurrentPrune(t *testing.T) {
+	// Outboxes sharing a vault and prefix come and go concurrently: one's
+	// Abort prunes the empty VAULT/PREFIX directories another is about to
+	// create its ULID directory in. Every outbox must still succeed.
+	s := openSpool(t)
+	base := newID(t, "host/pool/ds")
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 8 {
+		wg.Go(func() {
+			for range 15 {
+				id := newID(t, base.Prefix)
+				id.Vault = base.Vault
+				o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				f, err := o.Create(archive.FragmentName(1))
+				if err == nil {
+					f.Write([]byte("x"))
+					err = f.Commit()
+				}
+				if err != nil {
+					errs <- err
+				}
+				if err := o.Abort(); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, q := range []string{spool.QueueBackup, spool.QueueFreeze} {
+		if got := names(t, filepath.Join(s.Root(), q)); len(got) != 0 {
+			t.Errorf("%s/ holds %v", q, got)
+		}
+	}
+}

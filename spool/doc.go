@@ -13,6 +13,7 @@
 //	  backup/VAULT/PREFIX/ULID/.chunk.*.tmp the fragment being written
 //	  freeze/VAULT/PREFIX/ULID/chunk.NNNNNN published fragments, consumed by freeze
 //	  freeze/VAULT/PREFIX/ULID/manifest.json published last: archive complete
+//	  QUEUE/.staging/                       other producers' staging (StagingDir)
 //	  thaw/REQUEST.json                     restore requests, consumed by thaw
 //	  restore/VAULT/PREFIX/ULID/manifest.json published first by thaw
 //	  restore/VAULT/PREFIX/ULID/chunk.NNNNNN published as each is verified
@@ -67,7 +68,9 @@
 //     (WaitManifest, RestoreSource), deletes each fragment it consumed and
 //     finally the directory (RemoveRestored).
 //   - cryophile-thaw consumes thaw/ and publishes into restore/, staging in
-//     a dot-directory of its own on the same filesystem.
+//     restore/.staging (StagingDir); restore stages its requests in
+//     thaw/.staging. Staging files a crash left there are removed by
+//     CleanupStaging.
 //
 // # Symlinks
 //

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -175,4 +176,61 @@ func PublishBytes(stagingDir, queueDir, name string, b []byte) error {
 		_, err := w.Write(b)
 		return err
 	})
+}
+
+// StagingName is the directory in each queue where producers other than
+// backup (thaw publishing into restore/, restore filing requests into
+// thaw/) stage files before publishing them into the queue. Its dot-name
+// keeps it out of every listing and watch.
+const StagingName = ".staging"
+
+// StagingDir returns ROOT/QUEUE/.staging, creating it if needed: a staging
+// directory on the same filesystem as queue, for Stage and PublishFile.
+// Staging names are random and created exclusively, so producers may share
+// it.
+func (s *Spool) StagingDir(queue string) (string, error) {
+	if err := mkdirAll(s.root, queue+"/"+StagingName); err != nil {
+		return "", fmt.Errorf("spool: %w", err)
+	}
+	return filepath.Join(s.root, queue, StagingName), nil
+}
+
+// CleanupStaging removes the staging files in every queue's StagingDir that
+// were last modified more than olderThan ago: leftovers of producers that
+// crashed mid-file. A live producer writes its staging file steadily, so
+// olderThan should be well above the longest stall of a producer (hours,
+// not seconds). It returns the paths removed.
+func (s *Spool) CleanupStaging(olderThan time.Duration) (removed []string, err error) {
+	var errs []error
+	for _, q := range Queues {
+		dir := filepath.Join(s.root, q, StagingName)
+		if err := checkRealDir(dir); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			errs = append(errs, err)
+			continue
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("spool: %w", err))
+			continue
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), ".") || !strings.HasSuffix(e.Name(), ".tmp") {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if err := removeFile(p); err != nil {
+				errs = append(errs, fmt.Errorf("spool: %w", err))
+				continue
+			}
+			removed = append(removed, p)
+		}
+	}
+	return removed, errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cryophile/cryophile/archive"
 	"github.com/cryophile/cryophile/spool"
@@ -332,5 +333,35 @@ func TestRemoveArchive(t *testing.T) {
 	}
 	if got := names(t, filepath.Join(s.Root(), spool.QueueRestore)); len(got) != 0 {
 		t.Errorf("restore/ holds %v after removing everything", got)
+	}
+}
+
+func TestStagingDir(t *testing.T) {
+	s := openSpool(t)
+	dir, err := s.StagingDir(spool.QueueThaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := s.Dir(spool.QueueThaw, archive.ID{})
+	if err := spool.PublishBytes(dir, queue, "r.json", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers of a crashed producer: one old, one fresh.
+	oldTmp := filepath.Join(dir, ".r2.json.0123.tmp")
+	newTmp := filepath.Join(dir, ".r3.json.4567.tmp")
+	mustWrite(t, oldTmp, []byte("partial"))
+	mustWrite(t, newTmp, []byte("partial"))
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(oldTmp, old, old)
+	removed, err := s.CleanupStaging(24 * time.Hour)
+	if err != nil || !slices.Equal(removed, []string{oldTmp}) {
+		t.Fatalf("CleanupStaging = %v, %v; want [%s]", removed, err, oldTmp)
+	}
+	if !exists(newTmp) || !exists(filepath.Join(queue, "r.json")) {
+		t.Errorf("CleanupStaging removed a fresh staging file or a published one")
+	}
+	// The staging directory is invisible to listings.
+	if got, err := s.Archives(spool.QueueThaw); err != nil || len(got) != 0 {
+		t.Errorf("Archives(thaw) = %v, %v", got, err)
 	}
 }

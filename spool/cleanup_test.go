@@ -1,7 +1,6 @@
 package spool_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,11 +48,7 @@ func TestCleanupDeadWriters(t *testing.T) {
 
 	// A live writer in this process, and one in another process.
 	live := newID(t, "host/live")
-	o, err := s.NewOutbox(context.Background(), live, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Abort()
+	o := newOutbox(t, s, live, spool.Budget{})
 	writeFragment(t, o, 1, []byte("live"))
 	other := newID(t, "host/other")
 	makeStaging(other, true, false, 2)

@@ -19,10 +19,7 @@ import (
 func TestOutboxPublishes(t *testing.T) {
 	s := openSpool(t)
 	id := newID(t, "host/pool")
-	o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := newOutbox(t, s, id, spool.Budget{})
 	if !s.LiveWriter(id) {
 		t.Errorf("LiveWriter = false while the outbox is open")
 	}
@@ -102,27 +99,9 @@ func TestOutboxExclusive(t *testing.T) {
 	t.Run("twice", func(t *testing.T) {
 		s := openSpool(t)
 		id := newID(t, "p")
-		o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Abort()
+		newOutbox(t, s, id, spool.Budget{})
 		if _, err := s.NewOutbox(context.Background(), id, spool.Budget{}); !errors.Is(err, spool.ErrExist) {
 			t.Fatalf("second NewOutbox = %v, want ErrExist", err)
-		}
-	})
-	t.Run("freeze created only after the lock", func(t *testing.T) {
-		// Simulated crash between staging mkdir and freeze mkdir leaves
-		// no freeze/ directory that cleanup could not attribute.
-		s := openSpool(t)
-		id := newID(t, "p")
-		o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Abort()
-		if !exists(filepath.Join(s.Dir(spool.QueueBackup, id), spool.LockName)) || !exists(s.Dir(spool.QueueFreeze, id)) {
-			t.Fatalf("outbox did not create its lock and freeze directory")
 		}
 	})
 }
@@ -130,10 +109,7 @@ func TestOutboxExclusive(t *testing.T) {
 func TestOutboxAbort(t *testing.T) {
 	s := openSpool(t)
 	id := newID(t, "host/pool")
-	o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := newOutbox(t, s, id, spool.Budget{})
 	writeFragment(t, o, 1, []byte("one"))
 	writeFragment(t, o, 2, []byte("two"))
 	open, err := o.Create(archive.FragmentName(3))
@@ -173,14 +149,8 @@ func TestOutboxAbortKeepsOthers(t *testing.T) {
 	a := newID(t, "host/pool")
 	b := newID(t, "host/pool")
 	b.Vault = a.Vault
-	oa, err := s.NewOutbox(context.Background(), a, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob, err := s.NewOutbox(context.Background(), b, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	oa := newOutbox(t, s, a, spool.Budget{})
+	ob := newOutbox(t, s, b, spool.Budget{})
 	writeFragment(t, oa, 1, []byte("a"))
 	writeFragment(t, ob, 1, []byte("b"))
 	if err := oa.Abort(); err != nil {
@@ -195,10 +165,7 @@ func TestOutboxAbortKeepsOthers(t *testing.T) {
 func TestOutboxCloseWithoutManifest(t *testing.T) {
 	s := openSpool(t)
 	id := newID(t, "")
-	o, err := s.NewOutbox(context.Background(), id, spool.Budget{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := newOutbox(t, s, id, spool.Budget{})
 	writeFragment(t, o, 1, []byte("a"))
 	if err := o.Close(); err == nil {
 		t.Fatalf("Close without manifest succeeded")
@@ -219,24 +186,13 @@ func TestBackPressure(t *testing.T) {
 		var msgs []string
 		notify := func(m string) { mu.Lock(); msgs = append(msgs, m); mu.Unlock() }
 		nmsgs := func() int { mu.Lock(); defer mu.Unlock(); return len(msgs) }
-		o, err := s.NewOutbox(context.Background(), id, spool.Budget{MaxBytes: 2 * frag, FragmentSize: frag, Notify: notify})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Abort()
+		o := newOutbox(t, s, id, spool.Budget{MaxBytes: 2 * frag, FragmentSize: frag, Notify: notify})
 		writeFragment(t, o, 1, make([]byte, frag))
 		writeFragment(t, o, 2, make([]byte, frag))
 		if nmsgs() != 0 {
 			t.Fatalf("waited within budget: %v", msgs)
 		}
-		created := make(chan error, 1)
-		go func() {
-			f, err := o.Create(archive.FragmentName(3))
-			if err == nil {
-				f.Abort()
-			}
-			created <- err
-		}()
+		created := startCreate(o, 3)
 		eventually(t, "the wait message", func() bool { return nmsgs() == 1 })
 		select {
 		case err := <-created:
@@ -270,19 +226,8 @@ func TestBackPressure(t *testing.T) {
 		spool.SetFreeSpace(s, func(string) (int64, error) { return free.Load(), nil })
 		id := newID(t, "p")
 		var waits atomic.Int32
-		o, err := s.NewOutbox(context.Background(), id, spool.Budget{Reserve: 5 * frag, FragmentSize: frag, Notify: func(string) { waits.Add(1) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Abort()
-		created := make(chan error, 1)
-		go func() {
-			f, err := o.Create(archive.FragmentName(1))
-			if err == nil {
-				f.Abort()
-			}
-			created <- err
-		}()
+		o := newOutbox(t, s, id, spool.Budget{Reserve: 5 * frag, FragmentSize: frag, Notify: func(string) { waits.Add(1) }})
+		created := startCreate(o, 1)
 		eventually(t, "the wait message", func() bool { return waits.Load() == 1 })
 		free.Store(6*frag - 1)
 		select {
@@ -325,11 +270,7 @@ func TestBackPressure(t *testing.T) {
 	})
 	t.Run("empty spool is never waited for", func(t *testing.T) {
 		s := openSpool(t)
-		o, err := s.NewOutbox(context.Background(), newID(t, "p"), spool.Budget{MaxBytes: frag / 2, FragmentSize: frag})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Abort()
+		o := newOutbox(t, s, newID(t, "p"), spool.Budget{MaxBytes: frag / 2, FragmentSize: frag})
 		writeFragment(t, o, 1, make([]byte, frag))
 	})
 }
@@ -376,4 +317,30 @@ func TestOutboxConcurrentPrune(t *testing.T) {
 			t.Errorf("%s/ holds %v", q, got)
 		}
 	}
+}
+
+// newOutbox opens an outbox that the test aborts when it ends (a no-op
+// after Close or Abort).
+func newOutbox(t *testing.T, s *spool.Spool, id archive.ID, b spool.Budget) *spool.Outbox {
+	t.Helper()
+	o, err := s.NewOutbox(context.Background(), id, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Abort() })
+	return o
+}
+
+// startCreate starts fragment n in the background and reports Create's
+// error; a fragment it gets is aborted at once.
+func startCreate(o *spool.Outbox, n int) <-chan error {
+	created := make(chan error, 1)
+	go func() {
+		f, err := o.Create(archive.FragmentName(n))
+		if err == nil {
+			f.Abort()
+		}
+		created <- err
+	}()
+	return created
 }

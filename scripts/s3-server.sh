@@ -119,8 +119,13 @@ cmd_stop() {
 		pidfile="$(state_dir "$port")/pid"
 	else
 		# No port: stop the only server started from this state location.
-		local files=("$(state_dir '*')"/pid)
-		[ -e "${files[0]}" ] || {
+		local files pattern
+		pattern="$(state_dir '*')/pid"
+		shopt -s nullglob
+		# shellcheck disable=SC2206 # the pattern is meant to glob
+		files=($pattern)
+		shopt -u nullglob
+		[ ${#files[@]} -gt 0 ] || {
 			say "nothing to stop"
 			return 0
 		}

@@ -37,8 +37,8 @@ func BenchmarkWriter(b *testing.B) {
 	k := newKey(b, "alice")
 	for _, aead := range []bool{false, true} {
 		for _, bc := range benchCases {
-			data := bc.data(benchSize)
 			b.Run(fmt.Sprintf("%s/aead=%v", bc.name, aead), func(b *testing.B) {
+				data := bc.data(benchSize)
 				b.SetBytes(int64(len(data)))
 				for b.Loop() {
 					w, err := archive.NewWriter(discardSink{}, archive.WriterOptions{
@@ -66,10 +66,10 @@ func BenchmarkReader(b *testing.B) {
 	k := newKey(b, "alice")
 	for _, aead := range []bool{false, true} {
 		for _, bc := range benchCases {
-			data := bc.data(benchSize)
-			m, sink := backup(b, data, archive.WriterOptions{Recipients: k.cert, Compression: bc.compression, AEAD: aead, FragmentSize: 16 << 20})
-			src := newMemSource(sink.committed)
 			b.Run(fmt.Sprintf("%s/aead=%v", bc.name, aead), func(b *testing.B) {
+				data := bc.data(benchSize)
+				m, sink := backup(b, data, archive.WriterOptions{Recipients: k.cert, Compression: bc.compression, AEAD: aead, FragmentSize: 16 << 20})
+				src := newMemSource(sink.committed)
 				b.SetBytes(int64(len(data)))
 				buf := make([]byte, 1<<20)
 				for b.Loop() {

@@ -24,8 +24,11 @@ import (
 // Fragment size limits: S3 refuses objects over 5 TiB, and fragments under
 // 1 MiB would only multiply per-object costs.
 const (
-	MinFragmentSize     int64 = 1 << 20
-	MaxFragmentSize     int64 = 5 << 40
+	// MinFragmentSize is the smallest fragment size NewWriter accepts.
+	MinFragmentSize int64 = 1 << 20
+	// MaxFragmentSize is the largest fragment size NewWriter accepts.
+	MaxFragmentSize int64 = 5 << 40
+	// DefaultFragmentSize is used when WriterOptions.FragmentSize is 0.
 	DefaultFragmentSize int64 = 1 << 30
 )
 
@@ -36,6 +39,7 @@ const aeadChunkSize = 256 << 10
 
 // WriterOptions configures a Writer.
 type WriterOptions struct {
+	// ID is the archive's backup ID, recorded in the manifest.
 	ID ID
 	// Recipients are the certificates the archive is encrypted to, one
 	// PKESK per certificate's encryption key.
@@ -49,7 +53,8 @@ type WriterOptions struct {
 	// FragmentSize is the size of every fragment but the last, between
 	// MinFragmentSize and MaxFragmentSize; 0 means DefaultFragmentSize.
 	FragmentSize int64
-	Host, Label  string
+	// Host and Label are recorded in the manifest; both may be empty.
+	Host, Label string
 	// Created is recorded in the manifest; zero means now.
 	Created time.Time
 }
@@ -208,7 +213,13 @@ func encrypt(w io.Writer, to openpgp.EntityList, aead bool) (io.WriteCloser, err
 	return packet.SerializeLiteral(payload, true, "", 0)
 }
 
-// encryptLoop feeds the compressed stream to the encryptor in 1 MiB writes.
+// encryptWriteSize is the size of the writes to the encryptor. go-crypto's
+// packet writers buffer each Write whole and its CFB writer allocates a
+// buffer the size of each Write: 1 MiB writes cost 20 MB of RSS more than
+// 64 KiB ones (measured) for no speed gain.
+const encryptWriteSize = 64 << 10
+
+// encryptLoop feeds the compressed stream to the encryptor.
 func (w *Writer) encryptLoop(pt io.WriteCloser) error {
 	for {
 		b, err := w.plain.next()
@@ -218,7 +229,9 @@ func (w *Writer) encryptLoop(pt io.WriteCloser) error {
 		if err != nil {
 			return err
 		}
-		_, err = pt.Write(b)
+		for p := b; len(p) > 0 && err == nil; p = p[min(len(p), encryptWriteSize):] {
+			_, err = pt.Write(p[:min(len(p), encryptWriteSize)])
+		}
 		w.plain.recycle(b)
 		if err != nil {
 			return fmt.Errorf("encrypt: %w", err)

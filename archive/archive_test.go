@@ -114,6 +114,25 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSizes crosses the 1 MiB decryption chunk and the 22-byte MDC
+// trailer over each other.
+func TestSizes(t *testing.T) {
+	k := newKey(t, "alice")
+	data := random(1<<20 + 64)
+	for _, aead := range []bool{false, true} {
+		for n := 1<<20 - 64; n <= len(data); n += 5 {
+			m, sink := backup(t, data[:n], archive.WriterOptions{Recipients: k.cert, Compression: archive.CompressionNone, AEAD: aead})
+			got, err := restore(newMemSource(sink.committed), m, k.secret)
+			if err != nil {
+				t.Fatalf("%d bytes: %v", n, err)
+			}
+			if !bytes.Equal(got, data[:n]) {
+				t.Fatalf("%d bytes: restored data differs", n)
+			}
+		}
+	}
+}
+
 func TestRecipients(t *testing.T) {
 	keys := []*testKey{newKey(t, "alice"), newKey(t, "bob"), newKey(t, "carol")}
 	data := compressible(300_000)
@@ -418,6 +437,15 @@ func TestReaderErrors(t *testing.T) {
 		// must still catch it.
 		{name: "mdc failure", damage: func(m *archive.Manifest, frags map[string][]byte) {
 			frags["chunk.000002"][1000] ^= 1
+			rehash(m, frags)
+		}, wantErr: archive.ErrCorrupt, want: "corrupt", garbled: true},
+		{name: "mdc trailer", damage: func(m *archive.Manifest, frags map[string][]byte) {
+			b := frags["chunk.000004"]
+			b[len(b)-1] ^= 0x80
+			rehash(m, frags)
+		}, wantErr: archive.ErrCorrupt, want: "corrupt"},
+		{name: "first block", damage: func(m *archive.Manifest, frags map[string][]byte) {
+			frags["chunk.000001"][150] ^= 1
 			rehash(m, frags)
 		}, wantErr: archive.ErrCorrupt, want: "corrupt", garbled: true},
 		{name: "aead failure", aead: true, damage: func(m *archive.Manifest, frags map[string][]byte) {

@@ -132,37 +132,40 @@ func TestReadGPGMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var dir string
 	data := compressible(2<<20 + 99)
 	compressed := pipe(t, data, "zstd", "-1", "-c")
-	msg := g.run(compressed, "--encrypt", "--compress-algo", "none", "--trust-model", "always", "-r", "x@example")
+	for _, algo := range []string{"none", "zlib"} {
+		msg := g.run(compressed, "--encrypt", "--compress-algo", algo, "--trust-model", "always", "-r", "x@example")
 
-	id := testID(t)
-	m := &archive.Manifest{
-		Format:          archive.FormatVersion,
-		BackupID:        id.String(),
-		Created:         time.Now().UTC(),
-		Compression:     archive.CompressionZstd,
-		Encryption:      archive.Encryption{Mode: archive.ModeSEIPDv1, Recipients: archive.Fingerprints(cert)},
-		PlaintextBytes:  int64(len(data)),
-		CiphertextBytes: int64(len(msg)),
-		FragmentSize:    100_000,
-	}
-	frags := map[string][]byte{}
-	for i, rest := 1, msg; len(rest) > 0; i++ {
-		n := min(len(rest), int(m.FragmentSize))
-		name := archive.FragmentName(i)
-		frags[name] = rest[:n]
-		sum := sha256.Sum256(rest[:n])
-		m.Fragments = append(m.Fragments, archive.Fragment{Name: name, Size: int64(n), SHA256: hex.EncodeToString(sum[:])})
-		rest = rest[n:]
-	}
-	dir := writeDir(t, m, frags)
-	got, err := restore(archive.NewDirSource(dir), m, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("restored %d bytes, differ from the %d gpg encrypted", len(got), len(data))
+		id := testID(t)
+		m := &archive.Manifest{
+			Format:          archive.FormatVersion,
+			BackupID:        id.String(),
+			Created:         time.Now().UTC(),
+			Compression:     archive.CompressionZstd,
+			Encryption:      archive.Encryption{Mode: archive.ModeSEIPDv1, Recipients: archive.Fingerprints(cert)},
+			PlaintextBytes:  int64(len(data)),
+			CiphertextBytes: int64(len(msg)),
+			FragmentSize:    100_000,
+		}
+		frags := map[string][]byte{}
+		for i, rest := 1, msg; len(rest) > 0; i++ {
+			n := min(len(rest), int(m.FragmentSize))
+			name := archive.FragmentName(i)
+			frags[name] = rest[:n]
+			sum := sha256.Sum256(rest[:n])
+			m.Fragments = append(m.Fragments, archive.Fragment{Name: name, Size: int64(n), SHA256: hex.EncodeToString(sum[:])})
+			rest = rest[n:]
+		}
+		dir = writeDir(t, m, frags)
+		got, err := restore(archive.NewDirSource(dir), m, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("restored %d bytes, differ from the %d gpg encrypted", len(got), len(data))
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "chunk.000001")); err != nil {
 		t.Fatal(err)

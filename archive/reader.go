@@ -33,7 +33,8 @@ import (
 //     io.EOF is covered only by the manifest's SHA-256s: whoever can rewrite
 //     the manifest and the fragments together can feed chosen ciphertext
 //     until the MDC check fails at the end. Treat output as provisional
-//     until Read returned io.EOF.
+//     until Read returned io.EOF. (The last MiB or so is released only after
+//     the MDC matched.)
 //   - SEIPDv2 AES-256-GCM authenticates each 256 KiB chunk before releasing
 //     it, and the chunk count at the end, so nothing unauthenticated is ever
 //     returned.
@@ -43,7 +44,9 @@ import (
 //
 // Three stages run concurrently: reading and hashing fragment N+1, decrypting
 // (in a goroutine, feeding a 4 × 1 MiB hand-off), and decompressing in the
-// caller's Read. At most two fragments are open at once.
+// caller's Read. At most two fragments are open at once. SEIPDv1 is
+// decrypted by our own CFB + MDC code on two cores (see seipdv1.go), SEIPDv2
+// by openpgp.ReadMessage.
 type Reader struct {
 	m      *Manifest
 	cancel context.CancelCauseFunc
@@ -268,19 +271,33 @@ func (r *Reader) decryptLoop(ctx context.Context, src Source, keys openpgp.Entit
 		}
 		return fmt.Errorf("archive %s: %w: %s: %v", r.m.BackupID, ErrCorrupt, what, err)
 	}
-	md, err := openpgp.ReadMessage(br, keys, nil, &packet.Config{})
-	if err != nil {
-		if j.err == nil && ctx.Err() == nil && errors.Is(err, pgperrors.ErrKeyIncorrect) {
-			return fmt.Errorf("archive %s: %w: encrypted to key IDs %s", r.m.BackupID, ErrNotRecipient, strings.Join(recipientIDs(j.head), ", "))
+	var body io.Reader
+	var finish func() error // after the body's EOF: the final authentication
+	if r.m.Encryption.Mode == ModeSEIPDv1 {
+		b, mr, err := openSEIPDv1(br, keys)
+		if err != nil {
+			if j.err == nil && ctx.Err() == nil && errors.Is(err, errNoSessionKey) {
+				return r.notRecipient(j.head)
+			}
+			return corrupt("openpgp", err)
 		}
-		return corrupt("openpgp", err)
+		body, finish = b, mr.rest
+	} else {
+		md, err := openpgp.ReadMessage(br, keys, nil, &packet.Config{})
+		if err != nil {
+			if j.err == nil && ctx.Err() == nil && errors.Is(err, pgperrors.ErrKeyIncorrect) {
+				return r.notRecipient(j.head)
+			}
+			return corrupt("openpgp", err)
+		}
+		if mode, err := messageMode(j.head); err != nil {
+			return corrupt("openpgp header", err)
+		} else if mode != r.m.Encryption.Mode {
+			return fmt.Errorf("archive %s: %w: message is %s, the manifest says %s", r.m.BackupID, ErrCorrupt, mode, r.m.Encryption.Mode)
+		}
+		body = md.UnverifiedBody
+		finish = func() error { return md.SignatureError }
 	}
-	if mode, err := messageMode(j.head); err != nil {
-		return corrupt("openpgp header", err)
-	} else if mode != r.m.Encryption.Mode {
-		return fmt.Errorf("archive %s: %w: message is %s, the manifest says %s", r.m.BackupID, ErrCorrupt, mode, r.m.Encryption.Mode)
-	}
-	body := md.UnverifiedBody
 	for {
 		b, err := r.plain.nextFree()
 		if err != nil {
@@ -301,11 +318,11 @@ func (r *Reader) decryptLoop(ctx context.Context, src Source, keys openpgp.Entit
 			return corrupt("decrypt", rerr)
 		}
 	}
-	// EOF of the literal data: the MDC (SEIPDv1) or the final tag (SEIPDv2)
-	// has been checked by now, else the read above failed. Nothing may
+	// EOF of the literal data. The MDC (SEIPDv1) or the final tag (SEIPDv2)
+	// is checked by now, else a read above or finish fails. Nothing may
 	// follow the message.
-	if md.SignatureError != nil {
-		return corrupt("decrypt", md.SignatureError)
+	if err := finish(); err != nil {
+		return corrupt("decrypt", err)
 	}
 	if n, err := io.Copy(io.Discard, br); err != nil {
 		return corrupt("trailing data", err)
@@ -328,6 +345,10 @@ func fill(r io.Reader, b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func (r *Reader) notRecipient(head []byte) error {
+	return fmt.Errorf("archive %s: %w: encrypted to key IDs %s", r.m.BackupID, ErrNotRecipient, strings.Join(recipientIDs(head), ", "))
 }
 
 // parseHead parses the PKESKs and the SEIPD header at the start of a message.

@@ -30,6 +30,8 @@ func CommonFlags() []ucli.Flag {
 // flags, --version, errors returned (never printed or os.Exit'ed by the
 // library) so Main can map them to exit statuses.
 func NewApp(name, usage string, flags []ucli.Flag, action ucli.ActionFunc) *ucli.App {
+	// urfave/cli gives --version the alias -v, which is our --verbose.
+	ucli.VersionFlag = &ucli.BoolFlag{Name: "version", Usage: "print the version"}
 	app := &ucli.App{
 		Name:                   name,
 		Usage:                  usage,

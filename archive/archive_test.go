@@ -114,20 +114,42 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSizes crosses the 1 MiB decryption chunk and the 22-byte MDC
-// trailer over each other.
+// TestSizes crosses the 1 MiB encryption and decryption chunks with the
+// 22-byte MDC trailer, and covers the three encodings of the final packet
+// length. go-crypto's ReadMessage is the independent reference reader.
 func TestSizes(t *testing.T) {
 	k := newKey(t, "alice")
 	data := random(1<<20 + 64)
+	var sizes []int
+	for n := 0; n < 300; n += 3 {
+		sizes = append(sizes, n)
+	}
+	for n := 8000; n < 8600; n += 13 {
+		sizes = append(sizes, n)
+	}
+	for n := 1<<20 - 64; n <= len(data); n += 5 {
+		sizes = append(sizes, n)
+	}
 	for _, aead := range []bool{false, true} {
-		for n := 1<<20 - 64; n <= len(data); n += 5 {
+		for _, n := range sizes {
 			m, sink := backup(t, data[:n], archive.WriterOptions{Recipients: k.cert, Compression: archive.CompressionNone, AEAD: aead})
 			got, err := restore(newMemSource(sink.committed), m, k.secret)
 			if err != nil {
-				t.Fatalf("%d bytes: %v", n, err)
+				t.Fatalf("%d bytes, aead %v: %v", n, aead, err)
 			}
 			if !bytes.Equal(got, data[:n]) {
-				t.Fatalf("%d bytes: restored data differs", n)
+				t.Fatalf("%d bytes, aead %v: restored data differs", n, aead)
+			}
+			md, err := openpgp.ReadMessage(bytes.NewReader(sink.concat()), k.secret, nil, nil)
+			if err != nil {
+				t.Fatalf("%d bytes, aead %v: ReadMessage: %v", n, aead, err)
+			}
+			got, err = io.ReadAll(md.UnverifiedBody)
+			if err != nil || md.SignatureError != nil {
+				t.Fatalf("%d bytes, aead %v: ReadMessage body: %v, %v", n, aead, err, md.SignatureError)
+			}
+			if !bytes.Equal(got, data[:n]) {
+				t.Fatalf("%d bytes, aead %v: ReadMessage data differs", n, aead)
 			}
 		}
 	}

@@ -95,6 +95,18 @@ func TestGPGDecryptsOurArchives(t *testing.T) {
 	g.run(b, "--import")
 
 	data := compressible(3<<20 + 777)
+	t.Run("sizes", func(t *testing.T) {
+		cert, err := archive.LoadRecipients(gpgCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{0, 1, 170, 200, 8300, 9000, 1<<20 - 30, 1 << 20} {
+			_, sink := backup(t, data[:n], archive.WriterOptions{Recipients: cert, Compression: archive.CompressionNone})
+			if got := g.run(sink.concat(), "--decrypt"); !bytes.Equal(got, data[:n]) {
+				t.Fatalf("%d bytes: gpg gave %d bytes, differ", n, len(got))
+			}
+		}
+	})
 	for _, key := range []struct{ name, file string }{{"gpg key", gpgCert}, {"GenerateKey key", ours.certFile}} {
 		cert, err := archive.LoadRecipients(key.file)
 		if err != nil {

@@ -238,3 +238,157 @@ func (m *mdcReader) rest() error {
 	}
 	return nil
 }
+
+// seipdv1Writer writes one SEIPDv1 packet (RFC 4880 5.13): AES in OpenPGP
+// CFB mode (zero IV, no resynchronisation) over a random prefix, the
+// plaintext and the MDC packet. Like the reader it exists for speed:
+// go-crypto's CFB encrypter goes byte by byte (~230 MB/s); here the stdlib's
+// CFB encrypts while the SHA-1 of the MDC runs in a second goroutine.
+//
+// The packet uses partial body lengths of cfbChunk bytes and a definite
+// length for the rest, as gpg does.
+type seipdv1Writer struct {
+	w      io.Writer
+	stream cipher.Stream
+	h      hash.Hash
+	plain  []byte // plaintext not yet encrypted, up to cfbChunk
+	out    []byte // ciphertext of the packet body not yet written
+	header bool   // packet tag written
+	closed bool
+}
+
+// newSEIPDv1Writer starts the packet on w, encrypting with key (AES-128,
+// -192 or -256 by its length). Close writes the MDC and ends the packet;
+// it does not close w.
+func newSEIPDv1Writer(w io.Writer, key []byte, rand io.Reader) (*seipdv1Writer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	var iv [aes.BlockSize]byte
+	sw := &seipdv1Writer{
+		w:      w,
+		stream: cipher.NewCFBEncrypter(block, iv[:]), //nolint:staticcheck // OpenPGP mandates CFB; the MDC authenticates.
+		h:      sha1.New(),
+		plain:  make([]byte, 0, cfbChunk),
+		out:    make([]byte, 0, cfbChunk+64),
+	}
+	// Body: version 1, then the encrypted prefix: 16 random bytes and a
+	// repeat of the last two.
+	var prefix [cfbPrefix]byte
+	if _, err := io.ReadFull(rand, prefix[:aes.BlockSize]); err != nil {
+		return nil, err
+	}
+	prefix[cfbPrefix-2], prefix[cfbPrefix-1] = prefix[cfbPrefix-4], prefix[cfbPrefix-3]
+	sw.h.Write(prefix[:])
+	sw.out = append(sw.out, 1)
+	n := len(sw.out)
+	sw.out = sw.out[:n+cfbPrefix]
+	sw.stream.XORKeyStream(sw.out[n:], prefix[:])
+	return sw, nil
+}
+
+// Write buffers p and encrypts it cfbChunk bytes at a time.
+func (sw *seipdv1Writer) Write(p []byte) (int, error) {
+	if sw.closed {
+		return 0, errors.New("seipdv1: write after close")
+	}
+	n := len(p)
+	for len(p) > 0 {
+		c := copy(sw.plain[len(sw.plain):cap(sw.plain)], p)
+		sw.plain = sw.plain[:len(sw.plain)+c]
+		p = p[c:]
+		if len(sw.plain) == cap(sw.plain) {
+			if err := sw.encrypt(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+// encrypt moves sw.plain into the ciphertext, hashing it for the MDC in
+// parallel, and writes out whole partial-length chunks.
+func (sw *seipdv1Writer) encrypt() error {
+	p := sw.plain
+	start := len(sw.out)
+	if cap(sw.out)-start < len(p) {
+		out := make([]byte, start, start+len(p)+64)
+		copy(out, sw.out)
+		sw.out = out
+	}
+	sw.out = sw.out[:start+len(p)]
+	if len(p) >= cfbParallel {
+		var wg sync.WaitGroup
+		wg.Go(func() { sw.h.Write(p) })
+		sw.stream.XORKeyStream(sw.out[start:], p)
+		wg.Wait()
+	} else {
+		sw.h.Write(p)
+		sw.stream.XORKeyStream(sw.out[start:], p)
+	}
+	sw.plain = sw.plain[:0]
+	for len(sw.out) >= cfbChunk {
+		if err := sw.writeHeader(); err != nil {
+			return err
+		}
+		// Partial body length 2^20: 224 + 20.
+		if _, err := sw.w.Write([]byte{224 + 20}); err != nil {
+			return err
+		}
+		if _, err := sw.w.Write(sw.out[:cfbChunk]); err != nil {
+			return err
+		}
+		sw.out = sw.out[:copy(sw.out, sw.out[cfbChunk:])]
+	}
+	return nil
+}
+
+func (sw *seipdv1Writer) writeHeader() error {
+	if sw.header {
+		return nil
+	}
+	sw.header = true
+	_, err := sw.w.Write([]byte{0xC0 | 18}) // new format, tag 18
+	return err
+}
+
+// Close appends the MDC packet and ends the SEIPD packet with a definite
+// length.
+func (sw *seipdv1Writer) Close() error {
+	if sw.closed {
+		return nil
+	}
+	if err := sw.encrypt(); err != nil {
+		return err
+	}
+	sw.closed = true
+	mdc := []byte{0xD3, 0x14}
+	sw.h.Write(mdc)
+	mdc = sw.h.Sum(mdc)
+	start := len(sw.out)
+	sw.out = append(sw.out, mdc...)
+	sw.stream.XORKeyStream(sw.out[start:], mdc)
+	if err := sw.writeHeader(); err != nil {
+		return err
+	}
+	if _, err := sw.w.Write(definiteLength(len(sw.out))); err != nil {
+		return err
+	}
+	_, err := sw.w.Write(sw.out)
+	sw.out = nil
+	return err
+}
+
+// definiteLength encodes a new-format packet length (RFC 4880 4.2.2).
+func definiteLength(n int) []byte {
+	switch {
+	case n < 192:
+		return []byte{byte(n)}
+	case n < 8384:
+		n -= 192
+		return []byte{192 + byte(n>>8), byte(n)}
+	default:
+		return []byte{255, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+}

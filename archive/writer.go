@@ -173,8 +173,9 @@ func (nopCloser) Close() error { return nil }
 // (silently AES-128-OCB with some sq keys), or SEIPDv1 if any key does not
 // advertise SEIPDv2. The format is ours to choose, recorded in the
 // manifest, so we call the packet layer with it directly: AES-256 always,
-// SEIPDv1 (AEADConfig nil) by default, SEIPDv2 AES-256-GCM with 256 KiB
-// chunks when aead is set.
+// SEIPDv1 by default, SEIPDv2 AES-256-GCM with 256 KiB chunks when aead is
+// set. The SEIPDv1 packet itself is ours (seipdv1.go): go-crypto's CFB
+// encrypter is twice as slow as the stdlib's.
 func encrypt(w io.Writer, to openpgp.EntityList, aead bool) (io.WriteCloser, error) {
 	cfg := &packet.Config{
 		DefaultCipher:          packet.CipherAES256,
@@ -204,9 +205,19 @@ func encrypt(w io.Writer, to openpgp.EntityList, aead bool) (io.WriteCloser, err
 			return nil, fmt.Errorf("encrypt session key to %s: %w", fingerprint(k), err)
 		}
 	}
-	payload, err := packet.SerializeSymmetricallyEncrypted(w, packet.CipherAES256, aead, suite, sessionKey, cfg)
-	if err != nil {
-		return nil, err
+	var payload io.WriteCloser
+	if aead {
+		p, err := packet.SerializeSymmetricallyEncrypted(w, packet.CipherAES256, aead, suite, sessionKey, cfg)
+		if err != nil {
+			return nil, err
+		}
+		payload = p
+	} else {
+		p, err := newSEIPDv1Writer(w, sessionKey, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		payload = p
 	}
 	// Closing the literal data writer closes the SEIPD writer (which writes
 	// the MDC or the final AEAD tag) but not w.

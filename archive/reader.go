@@ -136,8 +136,11 @@ func checkRecipient(m *Manifest, keys openpgp.EntityList) error {
 
 // verifyLoop opens each fragment, reads it whole to check its size and
 // SHA-256 against the manifest, rewinds it and passes it to decryptLoop.
+//
+// r.files is closed only after the last fragment: on error the errgroup
+// cancels ctx with the error, so that decryptLoop reports that error and
+// not the premature end of its input.
 func (r *Reader) verifyLoop(ctx context.Context, src Source) error {
-	defer close(r.files)
 	buf := make([]byte, 1<<20)
 	for _, f := range r.m.Fragments {
 		rc, err := src.Open(ctx, f)
@@ -158,6 +161,7 @@ func (r *Reader) verifyLoop(ctx context.Context, src Source) error {
 			return context.Cause(ctx)
 		}
 	}
+	close(r.files)
 	return nil
 }
 
@@ -217,6 +221,10 @@ func (j *joined) Read(p []byte) (int, error) {
 			select {
 			case o, ok := <-j.files:
 				if !ok {
+					if j.ctx.Err() != nil {
+						j.err = context.Cause(j.ctx)
+						return 0, j.err
+					}
 					return 0, io.EOF
 				}
 				j.cur = &o
@@ -451,8 +459,18 @@ func (r *Reader) Close() error {
 	r.closed = true
 	r.cancel(errAborted)
 	r.g.Wait()
-	for o := range r.files {
-		o.r.Close()
+	// Fragments verified but not decrypted; r.files is not closed if
+	// verifyLoop failed or was cancelled.
+	for {
+		select {
+		case o, ok := <-r.files:
+			if ok {
+				o.r.Close()
+				continue
+			}
+		default:
+		}
+		break
 	}
 	r.closeD()
 	if r.err == nil {

@@ -68,11 +68,11 @@ type Vault struct {
 
 // IncompleteUploadAborter is implemented by stores that can leave
 // interrupted multipart uploads behind after a crash (storage/s3). Freeze
-// calls it once per vault before its first upload there: holding the
-// daemon lock, every incomplete upload older than olderThan under the
-// vault's key prefix is a crashed freeze's.
+// calls it once per vault, with prefix "", before its first upload there.
 type IncompleteUploadAborter interface {
-	AbortIncompleteUploads(ctx context.Context, olderThan time.Duration) (int, error)
+	// AbortIncompleteUploads aborts the incomplete uploads below prefix
+	// started more than olderThan ago and returns how many it aborted.
+	AbortIncompleteUploads(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
 }
 
 // Options configure a Freezer.
@@ -94,8 +94,11 @@ type Options struct {
 	// Attempts is how many times Once tries a step before it counts the
 	// fragment as failed; default 5. Run retries for ever.
 	Attempts int
-	// AbortOlderThan is passed to IncompleteUploadAborter; default 0 (all:
-	// the daemon lock makes every incomplete upload a dead freeze's).
+	// AbortOlderThan is the age from which an incomplete upload in a vault
+	// is a crashed freeze's and is aborted at start-up (see
+	// IncompleteUploadAborter). 0 aborts every one: right when one freeze
+	// serves each vault (key prefix), as the daemon lock ensures per spool.
+	// A negative age also covers the clock skew between host and service.
 	AbortOlderThan time.Duration
 	// Logger receives the logs; default slog.Default().
 	Logger *slog.Logger

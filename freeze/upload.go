@@ -115,7 +115,7 @@ func (f *Freezer) store(ctx context.Context, vs *vaultState) (storage.Store, err
 	}
 	if !vs.aborted {
 		if ab, ok := vs.store.(IncompleteUploadAborter); ok {
-			n, err := ab.AbortIncompleteUploads(ctx, f.o.AbortOlderThan)
+			n, err := ab.AbortIncompleteUploads(ctx, "", f.o.AbortOlderThan)
 			if err != nil {
 				if errors.Is(err, storage.ErrPermanent) || ctx.Err() != nil {
 					return nil, &vaultError{fmt.Errorf("vault %s: abort incomplete uploads: %w", vs.v.ID, err)}

@@ -165,3 +165,36 @@ func fingerprintHex(pk *packet.PublicKey) string {
 	}
 	return string(b)
 }
+
+// TestRestoreWithOldKey: an archive outlives its key's validity, and a
+// decryption subkey flagged for storage only is still a decryption key.
+func TestRestoreWithOldKey(t *testing.T) {
+	for _, aead := range []bool{false, true} {
+		lifetime := uint32(3 * 3600)
+		cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, KeyLifetimeSecs: lifetime, Time: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
+		e, err := openpgp.NewEntity("old", "", "old@example.org", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, sink := backup(t, []byte("old data"), archive.WriterOptions{Recipients: openpgp.EntityList{e}, AEAD: aead})
+
+		// Years later: the key has expired, and its subkey is flagged for
+		// storage only (as sq --can-encrypt=storage makes them).
+		one := uint32(1)
+		for _, id := range e.Identities {
+			id.SelfSignature.KeyLifetimeSecs = &one
+		}
+		e.Subkeys[0].Sig.FlagEncryptCommunications = false
+		e.Subkeys[0].Sig.FlagEncryptStorage = true
+		if _, ok := e.EncryptionKey(time.Now()); ok {
+			t.Fatal("test key still valid for encryption")
+		}
+		got, err := restore(newMemSource(sink.committed), m, openpgp.EntityList{e})
+		if err != nil {
+			t.Fatalf("aead %v: %v", aead, err)
+		}
+		if string(got) != "old data" {
+			t.Fatalf("aead %v: restored %q", aead, got)
+		}
+	}
+}

@@ -43,18 +43,19 @@ func openSEIPDv1(r io.Reader, keys openpgp.EntityList) (io.Reader, *mdcReader, e
 			if key != nil {
 				continue
 			}
-			var cands []openpgp.Key
-			if p.KeyId != 0 {
-				cands = keys.KeysByIdUsage(p.KeyId, packet.KeyFlagEncryptCommunications|packet.KeyFlagEncryptStorage)
-			} else {
-				cands = keys.DecryptionKeys()
-			}
-			for _, k := range cands {
-				if k.PrivateKey == nil || k.PrivateKey.Encrypted || k.PrivateKey.Dummy() {
-					continue
+			// Expired or revoked keys still decrypt: an archive outlives
+			// its key's validity.
+			for _, e := range keys {
+				for _, k := range decryptionKeys(e) {
+					if p.KeyId != 0 && p.KeyId != k.KeyId || k.Encrypted {
+						continue
+					}
+					if p.Decrypt(k, nil) == nil {
+						key, cipherFunc = p.Key, p.CipherFunc
+						break
+					}
 				}
-				if p.Decrypt(k.PrivateKey, nil) == nil {
-					key, cipherFunc = p.Key, p.CipherFunc
+				if key != nil {
 					break
 				}
 			}

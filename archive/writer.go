@@ -325,6 +325,9 @@ func (w *Writer) splitLoop(ctx context.Context, sink Sink) (err error) {
 
 // Write compresses p into the archive.
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if w.done {
 		return 0, fmt.Errorf("writer %s: write after close", w.opts.ID)
 	}

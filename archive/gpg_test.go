@@ -150,26 +150,7 @@ func TestReadGPGMessage(t *testing.T) {
 	for _, algo := range []string{"none", "zlib"} {
 		msg := g.run(compressed, "--encrypt", "--compress-algo", algo, "--trust-model", "always", "-r", "x@example")
 
-		id := testID(t)
-		m := &archive.Manifest{
-			Format:          archive.FormatVersion,
-			BackupID:        id.String(),
-			Created:         time.Now().UTC(),
-			Compression:     archive.CompressionZstd,
-			Encryption:      archive.Encryption{Mode: archive.ModeSEIPDv1, Recipients: archive.Fingerprints(cert)},
-			PlaintextBytes:  int64(len(data)),
-			CiphertextBytes: int64(len(msg)),
-			FragmentSize:    100_000,
-		}
-		frags := map[string][]byte{}
-		for i, rest := 1, msg; len(rest) > 0; i++ {
-			n := min(len(rest), int(m.FragmentSize))
-			name := archive.FragmentName(i)
-			frags[name] = rest[:n]
-			sum := sha256.Sum256(rest[:n])
-			m.Fragments = append(m.Fragments, archive.Fragment{Name: name, Size: int64(n), SHA256: hex.EncodeToString(sum[:])})
-			rest = rest[n:]
-		}
+		m, frags := splitMessage(t, msg, int64(len(data)), archive.CompressionZstd, archive.Fingerprints(cert))
 		dir = writeDir(t, m, frags)
 		got, err := restore(archive.NewDirSource(dir), m, secret)
 		if err != nil {
@@ -180,6 +161,42 @@ func TestReadGPGMessage(t *testing.T) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "chunk.000001")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// splitMessage cuts an OpenPGP message made by another program into
+// fragments and makes the manifest that describes them.
+func splitMessage(t *testing.T, msg []byte, plaintext int64, compression string, recipients []string) (*archive.Manifest, map[string][]byte) {
+	t.Helper()
+	m := &archive.Manifest{
+		Format:          archive.FormatVersion,
+		BackupID:        testID(t).String(),
+		Created:         time.Now().UTC(),
+		Compression:     compression,
+		Encryption:      archive.Encryption{Mode: archive.ModeSEIPDv1, Recipients: recipients},
+		PlaintextBytes:  plaintext,
+		CiphertextBytes: int64(len(msg)),
+		FragmentSize:    100_000,
+	}
+	frags := map[string][]byte{}
+	for i, rest := 1, msg; len(rest) > 0; i++ {
+		n := min(len(rest), int(m.FragmentSize))
+		name := archive.FragmentName(i)
+		frags[name] = rest[:n]
+		sum := sha256.Sum256(rest[:n])
+		m.Fragments = append(m.Fragments, archive.Fragment{Name: name, Size: int64(n), SHA256: hex.EncodeToString(sum[:])})
+		rest = rest[n:]
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return m, frags
+}
+
+func writeFileAt(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -105,6 +105,36 @@ func fingerprint(pk *packet.PublicKey) string {
 	return strings.ToUpper(hex.EncodeToString(pk.Fingerprint))
 }
 
+// encryptionKey returns the key of e to encrypt to at now: the newest valid
+// subkey flagged for encryption, else the primary key if it is one. Unlike
+// openpgp.Entity.EncryptionKey it accepts keys flagged for storage
+// encryption only (sq key generate --can-encrypt=storage): an archive is
+// storage.
+func encryptionKey(e *openpgp.Entity, now time.Time) (*packet.PublicKey, bool) {
+	ss, id := e.PrimarySelfSignature()
+	if ss == nil || e.PrimaryKey.KeyExpired(ss, now) || e.Revoked(now) || ss.SigExpired(now) || (id != nil && id.Revoked(now)) {
+		return nil, false
+	}
+	var best *openpgp.Subkey
+	for i := range e.Subkeys {
+		sk := &e.Subkeys[i]
+		if sk.Sig == nil || !sk.Sig.FlagsValid || !(sk.Sig.FlagEncryptCommunications || sk.Sig.FlagEncryptStorage) ||
+			!sk.PublicKey.PubKeyAlgo.CanEncrypt() || sk.PublicKey.KeyExpired(sk.Sig, now) || sk.Sig.SigExpired(now) || sk.Revoked(now) {
+			continue
+		}
+		if best == nil || sk.Sig.CreationTime.After(best.Sig.CreationTime) {
+			best = sk
+		}
+	}
+	if best != nil {
+		return best.PublicKey, true
+	}
+	if ss.FlagsValid && (ss.FlagEncryptCommunications || ss.FlagEncryptStorage) && e.PrimaryKey.PubKeyAlgo.CanEncrypt() {
+		return e.PrimaryKey, true
+	}
+	return nil, false
+}
+
 // LoadRecipients reads the OpenPGP certificates in the given files, armored
 // or binary, as written by gpg --export or sq (which armors by default). A
 // file may hold several certificates, or secret keys (only their public
@@ -123,7 +153,7 @@ func LoadRecipients(paths ...string) (openpgp.EntityList, error) {
 			return nil, fmt.Errorf("recipients: %w", err)
 		}
 		for _, e := range el {
-			if _, ok := e.EncryptionKey(now); !ok {
+			if _, ok := encryptionKey(e, now); !ok {
 				return nil, fmt.Errorf("recipients: key file %s: key %s has no usable encryption key (expired, revoked or signing-only)", p, fingerprint(e.PrimaryKey))
 			}
 		}
@@ -152,8 +182,8 @@ func Fingerprints(el openpgp.EntityList) []string {
 	now := time.Now()
 	var fps []string
 	for _, e := range el {
-		if k, ok := e.EncryptionKey(now); ok {
-			fps = append(fps, fingerprint(k.PublicKey))
+		if k, ok := encryptionKey(e, now); ok {
+			fps = append(fps, fingerprint(k))
 		}
 	}
 	return fps

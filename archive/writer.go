@@ -111,12 +111,24 @@ func NewWriter(sink Sink, opts WriterOptions) (*Writer, error) {
 	}
 	opts.Created = opts.Created.UTC()
 
+	now := time.Now()
+	keys := make([]*packet.PublicKey, 0, len(opts.Recipients))
+	fprs := make([]string, 0, len(opts.Recipients))
+	for _, e := range opts.Recipients {
+		k, ok := encryptionKey(e, now)
+		if !ok {
+			return nil, fmt.Errorf("writer %s: key %s has no usable encryption key (expired, revoked or signing-only)", opts.ID, fingerprint(e.PrimaryKey))
+		}
+		keys = append(keys, k)
+		fprs = append(fprs, fingerprint(k))
+	}
+
 	ctx, cancel := context.WithCancelCause(context.Background())
 	g, ctx := errgroup.WithContext(ctx)
 	w := &Writer{
 		opts:   opts,
 		mode:   ModeSEIPDv1,
-		fprs:   Fingerprints(opts.Recipients),
+		fprs:   fprs,
 		cancel: cancel,
 		g:      g,
 		plain:  newHandoff(ctx),
@@ -147,9 +159,9 @@ func NewWriter(sink Sink, opts WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("writer %s: %w", opts.ID, err)
 	}
 
-	// Encrypt before starting the goroutines, so that a bad recipient is
+	// Start the message before the goroutines, so that an error is
 	// reported here.
-	pt, err := encrypt(w.enc, opts.Recipients, opts.AEAD)
+	pt, err := encrypt(w.enc, keys, opts.AEAD)
 	if err != nil {
 		cancel(err)
 		return nil, fmt.Errorf("writer %s: encrypt: %w", opts.ID, err)
@@ -176,7 +188,7 @@ func (nopCloser) Close() error { return nil }
 // SEIPDv1 by default, SEIPDv2 AES-256-GCM with 256 KiB chunks when aead is
 // set. The SEIPDv1 packet itself is ours (seipdv1.go): go-crypto's CFB
 // encrypter is twice as slow as the stdlib's.
-func encrypt(w io.Writer, to openpgp.EntityList, aead bool) (io.WriteCloser, error) {
+func encrypt(w io.Writer, keys []*packet.PublicKey, aead bool) (io.WriteCloser, error) {
 	cfg := &packet.Config{
 		DefaultCipher:          packet.CipherAES256,
 		DefaultCompressionAlgo: packet.CompressionNone,
@@ -185,15 +197,6 @@ func encrypt(w io.Writer, to openpgp.EntityList, aead bool) (io.WriteCloser, err
 	suite := packet.CipherSuite{Cipher: packet.CipherAES256, Mode: packet.AEADModeGCM}
 	if aead {
 		cfg.AEADConfig = &packet.AEADConfig{DefaultMode: packet.AEADModeGCM, ChunkSize: aeadChunkSize}
-	}
-	now := time.Now()
-	keys := make([]*packet.PublicKey, 0, len(to))
-	for _, e := range to {
-		k, ok := e.EncryptionKey(now)
-		if !ok {
-			return nil, fmt.Errorf("key %s has no usable encryption key", fingerprint(e.PrimaryKey))
-		}
-		keys = append(keys, k.PublicKey)
 	}
 	sessionKey := make([]byte, packet.CipherAES256.KeySize())
 	if _, err := io.ReadFull(rand.Reader, sessionKey); err != nil {

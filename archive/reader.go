@@ -285,7 +285,7 @@ func (r *Reader) decryptLoop(ctx context.Context, src Source, keys openpgp.Entit
 		b, mr, err := openSEIPDv1(br, keys)
 		if err != nil {
 			if j.err == nil && ctx.Err() == nil && errors.Is(err, errNoSessionKey) {
-				return r.notRecipient(j.head)
+				return r.notRecipient(j.head, keys)
 			}
 			return corrupt("openpgp", err)
 		}
@@ -294,7 +294,7 @@ func (r *Reader) decryptLoop(ctx context.Context, src Source, keys openpgp.Entit
 		md, err := openpgp.ReadMessage(br, keys, nil, &packet.Config{})
 		if err != nil {
 			if j.err == nil && ctx.Err() == nil && errors.Is(err, pgperrors.ErrKeyIncorrect) {
-				return r.notRecipient(j.head)
+				return r.notRecipient(j.head, keys)
 			}
 			return corrupt("openpgp", err)
 		}
@@ -355,8 +355,15 @@ func fill(r io.Reader, b []byte) (int, error) {
 	return n, nil
 }
 
-func (r *Reader) notRecipient(head []byte) error {
-	return fmt.Errorf("archive %s: %w: encrypted to key IDs %s", r.m.BackupID, ErrNotRecipient, strings.Join(recipientIDs(head), ", "))
+func (r *Reader) notRecipient(head []byte, keys openpgp.EntityList) error {
+	var have []string
+	for _, e := range keys {
+		for _, k := range decryptionKeys(e) {
+			have = append(have, fmt.Sprintf("%016X", k.KeyId))
+		}
+	}
+	return fmt.Errorf("archive %s: %w: encrypted to key IDs %s; the key given has %s", r.m.BackupID, ErrNotRecipient,
+		strings.Join(recipientIDs(head), ", "), strings.Join(have, ", "))
 }
 
 // parseHead parses the PKESKs and the SEIPD header at the start of a message.

@@ -89,7 +89,7 @@ type Options struct {
 	Rescan time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts after a
 	// transient error: it doubles from RetryMin up to RetryMax, with
-	// jitter. Defaults 1 s and 5 min.
+	// jitter. Defaults 1 s and 1 min.
 	RetryMin, RetryMax time.Duration
 	// Attempts is how many times Once tries a step before it counts the
 	// fragment as failed; default 5. Run retries for ever.
@@ -220,7 +220,7 @@ func New(o Options) (*Freezer, error) {
 		o.RetryMin = time.Second
 	}
 	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(5*time.Minute, o.RetryMin)
+		o.RetryMax = max(time.Minute, o.RetryMin)
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -804,7 +804,7 @@ func (f *Freezer) finish(a *archiveState, vs *vaultState, name string, err error
 			f.log.Error("vault stopped", "vault", vs.v.ID, "err", err, "retry_at", vs.retryAt.Format(time.RFC3339))
 			f.failures = append(f.failures, fmt.Errorf("freeze: vault %s: %w", vs.v.ID, err))
 		} else if vs.stopped != err {
-			f.log.Debug("vault stopped", "vault", vs.v.ID, "archive", key, "name", name, "err", err)
+			f.log.Debug("upload skipped, vault stopped", "vault", vs.v.ID, "archive", key, "name", name, "err", err)
 		}
 	case errors.Is(err, ErrBroken):
 		a.stopped = err

@@ -109,20 +109,17 @@ func (f *Freezer) store(ctx context.Context, vs *vaultState) (storage.Store, err
 	if vs.store == nil {
 		s, err := vs.v.Open(ctx)
 		if err != nil {
-			return nil, &vaultError{fmt.Errorf("open vault %s: %w", vs.v.ID, err)}
+			return nil, &vaultError{fmt.Errorf("open: %w", err)}
 		}
 		vs.store = s
 	}
 	if !vs.aborted {
+		// Until this succeeds no upload starts on the vault: a later
+		// attempt must not abort our own uploads.
 		if ab, ok := vs.store.(IncompleteUploadAborter); ok {
 			n, err := ab.AbortIncompleteUploads(ctx, "", f.o.AbortOlderThan)
 			if err != nil {
-				if errors.Is(err, storage.ErrPermanent) || ctx.Err() != nil {
-					return nil, &vaultError{fmt.Errorf("vault %s: abort incomplete uploads: %w", vs.v.ID, err)}
-				}
-				// Not worth holding uploads back: try again next time.
-				f.log.Warn("abort incomplete uploads", "vault", vs.v.ID, "err", err)
-				return vs.store, nil
+				return nil, &vaultError{fmt.Errorf("abort incomplete uploads: %w", err)}
 			}
 			if n > 0 {
 				f.log.Info("aborted incomplete uploads", "vault", vs.v.ID, "count", n)

@@ -127,7 +127,7 @@ func TestSizes(t *testing.T) {
 	for n := 8000; n < 8600; n += 13 {
 		sizes = append(sizes, n)
 	}
-	for n := 1<<20 - 64; n <= len(data); n += 5 {
+	for n := 1<<20 - 56; n <= len(data); n += 8 {
 		sizes = append(sizes, n)
 	}
 	for _, aead := range []bool{false, true} {

@@ -85,6 +85,7 @@ var decompressCmd = map[string][]string{
 // TestGPGDecryptsOurArchives: `cat chunk.* | gpg --decrypt | zstd -d`
 // recovers the stream, with a gpg-made key and with one of ours.
 func TestGPGDecryptsOurArchives(t *testing.T) {
+	t.Parallel() // mostly waiting for gpg or sq; runs after the goroutine-counting tests
 	g := newGPG(t)
 	// future-default: ed25519 + cv25519 on gpg 2.2 too (its default is RSA).
 	g.run(nil, "--quick-gen-key", "x <x@example>", "future-default", "default", "never")
@@ -129,6 +130,7 @@ func TestGPGDecryptsOurArchives(t *testing.T) {
 // manifest made here, is restored by our Reader with the key gpg made
 // (gpg's default algorithm, RSA on 2.2), passphrase-protected.
 func TestReadGPGMessage(t *testing.T) {
+	t.Parallel() // mostly waiting for gpg or sq; runs after the goroutine-counting tests
 	g := newGPG(t)
 	g.runPass("pw", nil, "--quick-gen-key", "x <x@example>", "default", "default", "never")
 	cert, err := archive.LoadRecipients(writeFile(t, "gpg.asc", g.run(nil, "--export", "--armor", "x@example")))

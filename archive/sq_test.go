@@ -18,6 +18,7 @@ func sq(t *testing.T, stdin []byte, args ...string) []byte {
 // with comments, may flag encryption subkeys for storage only, decrypts
 // what we write and writes what we read.
 func TestSQ(t *testing.T) {
+	t.Parallel() // mostly waiting for gpg or sq; runs after the goroutine-counting tests
 	if _, err := exec.LookPath("sq"); err != nil {
 		t.Skip("sq not on PATH")
 	}

@@ -275,10 +275,11 @@ func (f *Freezer) start() (*spool.FileLock, error) {
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
 	f.cleanup()
+	f.cleanStaging()
 	return lock, nil
 }
 
-// cleanup removes what crashed backups and crashed freezes left behind.
+// cleanup removes what crashed backups left behind.
 func (f *Freezer) cleanup() {
 	removed, err := f.sp.CleanupDeadWriters()
 	for _, id := range removed {
@@ -287,10 +288,23 @@ func (f *Freezer) cleanup() {
 	if err != nil {
 		f.log.Warn("cleanup of dead backups", "err", err)
 	}
-	// A receipt staged by a crashed freeze is a few hundred bytes; an hour
-	// is far longer than any receipt takes to write.
-	if _, err := f.sp.CleanupStaging(time.Hour); err != nil {
+}
+
+// cleanStaging empties freeze/.staging. Only freeze stages there
+// (receipts), and it holds the daemon lock: at start-up, whatever is there
+// is a crashed freeze's.
+func (f *Freezer) cleanStaging() {
+	ents, err := os.ReadDir(f.staging)
+	if err != nil {
 		f.log.Warn("cleanup of staging files", "err", err)
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), ".tmp") && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(f.staging, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.log.Warn("cleanup of staging files", "err", err)
+			}
+		}
 	}
 }
 

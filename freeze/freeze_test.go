@@ -155,6 +155,15 @@ func TestRecovery(t *testing.T) {
 	put(3)
 	receipt(3)
 	os.Remove(filepath.Join(dir, archive.FragmentName(3)))
+	// A receipt a crashed freeze was staging.
+	staging, err := e.sp.StagingDir(spool.QueueFreeze)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(staging, ".chunk.000004.json.0123456789ab.tmp")
+	if err := os.WriteFile(leftover, []byte("{"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := e.freezer(e.options()).Once(ctx); err != nil {
 		t.Fatalf("Once: %v\nlogs:\n%s", err, e.logs)
@@ -171,6 +180,9 @@ func TestRecovery(t *testing.T) {
 	}
 	if got := len(vaultKeys(t, st)); got != 5 {
 		t.Errorf("vault holds %d objects, want 5", got)
+	}
+	if exists(leftover) {
+		t.Errorf("staging leftover %s not removed", leftover)
 	}
 }
 

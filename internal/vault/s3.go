@@ -2,15 +2,26 @@ package vault
 
 import (
 	"context"
-	"errors"
 
 	"github.com/cryophile/cryophile/config"
 	"github.com/cryophile/cryophile/storage"
+	"github.com/cryophile/cryophile/storage/s3"
 )
 
-// errNoS3 is returned for s3:// vaults by a build without storage/s3.
-var errNoS3 = errors.New("s3:// vaults are not supported by this build (storage/s3 is missing)")
-
 func openS3(ctx context.Context, v *config.Vault, o Options) (storage.Store, error) {
-	return nil, errNoS3
+	s, err := s3.New(ctx, s3.Options{
+		Bucket:             v.Bucket(),
+		KeyPrefix:          v.KeyPrefix(),
+		Region:             v.Region,
+		Endpoint:           v.Endpoint,
+		PathStyle:          v.PathStyle,
+		Profile:            v.Profile,
+		PartSize:           o.PartSize,
+		MultipartThreshold: o.MultipartThreshold,
+		Concurrency:        o.Concurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -452,12 +452,24 @@ func TestPermanentErrors(t *testing.T) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("Put took %v: permanent errors must not be retried", d)
 			}
-			if tt.name != "BadClass" {
-				err := st.List(ctx, "", func(storage.ObjectInfo) error { return nil })
-				if !errors.Is(err, storage.ErrPermanent) || !strings.Contains(err.Error(), tt.want) {
-					t.Errorf("List = %v, want ErrPermanent saying %q", err, tt.want)
-				}
+			if tt.name == "BadClass" {
+				return
 			}
+			err = st.List(ctx, "", func(storage.ObjectInfo) error { return nil })
+			if !errors.Is(err, storage.ErrPermanent) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("List = %v, want ErrPermanent saying %q", err, tt.want)
+			}
+			_, err = st.Get(ctx, "k", 0, -1)
+			if !errors.Is(err, storage.ErrPermanent) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Get = %v, want ErrPermanent saying %q", err, tt.want)
+			}
+			// HEAD answers have no body: a 403 cannot say which
+			// credential is wrong, a 404 not whether the bucket is missing.
+			_, err = st.Head(ctx, "k")
+			if !errors.Is(err, storage.ErrPermanent) {
+				t.Errorf("Head = %v, want ErrPermanent", err)
+			}
+			t.Logf("Head: %v", err)
 		})
 	}
 }
@@ -517,6 +529,45 @@ func TestCanceledMultipart(t *testing.T) {
 		t.Errorf("Head after a canceled Put = %v, want ErrNotExist", err)
 	}
 	checkNoUploads(t, env, env.Bucket)
+}
+
+// TestUploadStall holds the first part's request unread for longer than
+// StallTimeout, as a black-holed connection would: the attempt is
+// abandoned and retried, and the upload completes long before the stall
+// would have ended.
+func TestUploadStall(t *testing.T) {
+	// The proxy's handler sleeps the delay out even once the client has
+	// gone (it never reads the body, so never sees the close): keep it
+	// short, the test waits for it.
+	const delay = 8 * time.Second
+	var faults atomic.Int32
+	env := s3test.StartWith(t, glacier.Options{Fault: func(r *http.Request) *glacier.Fault {
+		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "1" && faults.Add(1) == 1 {
+			return &glacier.Fault{Delay: delay}
+		}
+		return nil
+	}})
+	opts := storeOptions(env, env.Bucket)
+	opts.PartSize = 32 << 20 // more than loopback socket buffers hold
+	opts.StallTimeout = 300 * time.Millisecond
+	st := newStore(t, opts)
+	const size = 40 << 20
+	f, sum := randomFile(t, 6, size)
+	start := time.Now()
+	if err := st.Put(context.Background(), "k", f, size, storage.PutOptions{SHA256: sum}); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	if d > delay/2 {
+		t.Errorf("Put took %v: the stalled attempt was not abandoned", d)
+	}
+	t.Logf("Put with a stalled part: %v", d)
+	if got := faults.Load(); got < 2 {
+		t.Errorf("part 1 sent %d times, want a retry", got)
+	}
+	if got := readAll(t, st, "k"); !bytes.Equal(sha256Sum(got), sum) {
+		t.Errorf("object differs after a stalled part")
+	}
 }
 
 // TestUploadSpeed compares Put's multipart throughput with the SDK's upload

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/cryophile/cryophile/storage"
 )
@@ -38,7 +39,11 @@ func (s *Store) head(ctx context.Context, full string) (storage.ObjectInfo, erro
 		ChecksumMode: types.ChecksumModeEnabled,
 	})
 	if err != nil {
-		return storage.ObjectInfo{}, s.wrapErr(opHead, full, err)
+		err = s.wrapErr(opHead, full, err)
+		if errors.Is(err, storage.ErrNotExist) {
+			err = s.checkBucket(ctx, opHead, full, err)
+		}
+		return storage.ObjectInfo{}, err
 	}
 	info := storage.ObjectInfo{
 		Key:      strings.TrimPrefix(full, s.prefix),
@@ -55,6 +60,18 @@ func (s *Store) head(ctx context.Context, full string) (storage.ObjectInfo, erro
 		info.Restore = rs
 	}
 	return info, nil
+}
+
+// checkBucket returns notExist, the error of a HEAD answered 404, unless
+// the bucket itself is missing: a HEAD answer has no body to tell a missing
+// key from a missing bucket, and taking one for the other would make thaw
+// report lost fragments when the vault URL is wrong.
+func (s *Store) checkBucket(ctx context.Context, op, full string, notExist error) error {
+	_, err := s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	if code, status := errorCode(err); code == "NotFound" || code == "NoSuchBucket" || status == http.StatusNotFound {
+		return s.wrapErr(op, full, &smithy.GenericAPIError{Code: "NoSuchBucket", Message: "HEAD bucket: 404"})
+	}
+	return notExist
 }
 
 // className maps S3's storage class to ours: S3 leaves the header out for

@@ -163,13 +163,9 @@ func (s *Store) putSingle(ctx context.Context, full string, src *source, opts st
 	if opts.IfNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	var out *awss3.PutObjectOutput
-	err := s.withStallWatch(ctx, body, func(ctx context.Context, body io.ReadSeeker) error {
-		in.Body = body
-		var err error
-		out, err = s.client.PutObject(ctx, in, withPayloadHash(sum))
-		return err
-	})
+	w := newStallWatch(s.opts.StallTimeout)
+	in.Body = w.body(body)
+	out, err := s.client.PutObject(ctx, in, withPayloadHash(sum), w.option)
 	if err != nil {
 		return s.wrapErr(opPut, full, err)
 	}
@@ -222,54 +218,112 @@ func withPayloadHash(sum []byte) func(*awss3.Options) {
 	}
 }
 
-// errStalled is the cause of a request abandoned by the stall watch.
+// errStalled is the cause of a request attempt abandoned by a stallWatch.
 var errStalled = errors.New("stalled")
 
-// withStallWatch calls fn with a context that is canceled when the
-// transport stops reading body for StallTimeout while sending it (a
-// black-holed connection), and with body wrapped to watch that.
-func (s *Store) withStallWatch(ctx context.Context, body io.ReadSeeker, fn func(context.Context, io.ReadSeeker) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := &watchedBody{rs: body, timeout: s.opts.StallTimeout}
-	w.timer = time.AfterFunc(time.Hour, func() { cancel(errStalled) })
-	w.timer.Stop()
-	defer w.timer.Stop()
-	err := fn(ctx, w)
-	if err != nil && errors.Is(context.Cause(ctx), errStalled) {
-		return fmt.Errorf("%w: no progress sending the body for %v: %w", errStalled, s.opts.StallTimeout, err)
-	}
-	return err
-}
-
-// watchedBody arms a timer while a request body is being sent: every Read
-// restarts it; the end of the body or a rewind for a retry stops it (the
-// wait for the answer is bounded by ResponseHeaderTimeout).
-type watchedBody struct {
-	rs      io.ReadSeeker
+// stallWatch abandons a request attempt when the transport stops reading
+// the request body for a while (a black-holed connection would otherwise
+// hang until TCP gives up, many minutes later), and has the SDK retry it.
+// Each Read of the body restarts a timer; the end of the body or a rewind
+// for a retry stops it (the wait for the answer is then bounded by the
+// transport's ResponseHeaderTimeout). One stallWatch serves one operation.
+type stallWatch struct {
 	timeout time.Duration
 	mu      sync.Mutex
 	timer   *time.Timer
+	cancel  context.CancelCauseFunc // the running attempt's
 }
 
-func (w *watchedBody) Read(p []byte) (int, error) {
-	w.mu.Lock()
-	w.timer.Reset(w.timeout)
-	w.mu.Unlock()
-	n, err := w.rs.Read(p)
-	if err != nil {
+func newStallWatch(timeout time.Duration) *stallWatch {
+	w := &stallWatch{timeout: timeout}
+	w.timer = time.AfterFunc(time.Hour, func() {
 		w.mu.Lock()
-		w.timer.Stop()
+		cancel := w.cancel
 		w.mu.Unlock()
+		if cancel != nil {
+			cancel(errStalled)
+		}
+	})
+	w.timer.Stop()
+	return w
+}
+
+// body wraps a request body so that its reads feed the watch.
+func (w *stallWatch) body(rs io.ReadSeeker) io.ReadSeeker { return &watchedBody{rs: rs, w: w} }
+
+func (w *stallWatch) arm(on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if on {
+		w.timer.Reset(w.timeout)
+	} else {
+		w.timer.Stop()
+	}
+}
+
+// option adds the watch to an operation: a middleware inside the SDK's
+// retry loop gives each attempt a context the timer cancels, and makes a
+// stalled attempt's error retryable.
+func (w *stallWatch) option(o *awss3.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("cryophileStallWatch",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				actx, cancel := context.WithCancelCause(ctx)
+				defer cancel(nil)
+				w.mu.Lock()
+				w.cancel = cancel
+				w.mu.Unlock()
+				out, md, err := next.HandleFinalize(actx, in)
+				w.mu.Lock()
+				w.cancel = nil
+				w.timer.Stop()
+				w.mu.Unlock()
+				if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errStalled) {
+					err = &stalledError{timeout: w.timeout, err: err}
+				}
+				return out, md, err
+			}), "Retry", middleware.After)
+	})
+}
+
+// stalledError is the error of an attempt abandoned by a stallWatch.
+type stalledError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *stalledError) Error() string {
+	return fmt.Sprintf("no progress sending the body for %v: %v", e.timeout, e.err)
+}
+
+func (e *stalledError) Unwrap() []error { return []error{errStalled, e.err} }
+
+// RetryableError tells the SDK's retryer to try again.
+func (e *stalledError) RetryableError() bool { return true }
+
+// CanceledError tells the SDK's retryer that the operation was not
+// canceled, only this attempt (the retryer looks for this method before
+// RetryableError, and would find the SDK's own canceled error inside).
+func (e *stalledError) CanceledError() bool { return false }
+
+// watchedBody is a request body watched by a stallWatch.
+type watchedBody struct {
+	rs io.ReadSeeker
+	w  *stallWatch
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.w.arm(true)
+	n, err := b.rs.Read(p)
+	if err != nil {
+		b.w.arm(false)
 	}
 	return n, err
 }
 
-func (w *watchedBody) Seek(offset int64, whence int) (int64, error) {
-	w.mu.Lock()
-	w.timer.Stop()
-	w.mu.Unlock()
-	return w.rs.Seek(offset, whence)
+func (b *watchedBody) Seek(offset int64, whence int) (int64, error) {
+	b.w.arm(false)
+	return b.rs.Seek(offset, whence)
 }
 
 // choosePartSize returns the part size for an object of size bytes: want
@@ -343,13 +397,9 @@ func (s *Store) putMultipart(ctx context.Context, full string, src *source, opts
 			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 			ChecksumSHA256:    aws.String(b64),
 		}
-		var out *awss3.UploadPartOutput
-		err = s.withStallWatch(gctx, body, func(ctx context.Context, body io.ReadSeeker) error {
-			in.Body = body
-			var err error
-			out, err = s.client.UploadPart(ctx, in, withPayloadHash(sum))
-			return err
-		})
+		w := newStallWatch(s.opts.StallTimeout)
+		in.Body = w.body(body)
+		out, err := s.client.UploadPart(gctx, in, withPayloadHash(sum), w.option)
 		if err != nil {
 			return fmt.Errorf("part %d: %w", i+1, s.wrapErr(opPut, full, err))
 		}

@@ -95,8 +95,10 @@ type Options struct {
 	// the request has been sent (default 2 minutes); it applies only to
 	// the HTTP client New builds.
 	ResponseHeaderTimeout time.Duration
-	// StallTimeout is how long a request or response body may make no
-	// progress before the request is abandoned (default 2 minutes).
+	// StallTimeout is how long a request body may go unread by the
+	// transport, or a Read of a response body wait for data, before the
+	// attempt is abandoned: an upload's is retried by the SDK, a
+	// download's rest is requested again (default 2 minutes).
 	StallTimeout time.Duration
 	// RequestTimeout bounds every request that carries no object data
 	// (HEAD, LIST, restore, delete, multipart bookkeeping), retries

@@ -129,6 +129,7 @@ type mdcReader struct {
 	h     hash.Hash
 	in    []byte // ciphertext chunk
 	out   []byte // decrypted; out[off:] not yet returned
+	spare []byte // the next out
 	off   int
 	first bool // prefix checked
 	eof   bool // src exhausted and MDC verified
@@ -161,21 +162,32 @@ func (m *mdcReader) refill() error {
 	if m.in == nil {
 		m.in = make([]byte, cfbChunk)
 		m.out = make([]byte, 0, cfbChunk+cfbPrefix+mdcTrailer)
+		m.spare = make([]byte, 0, cfbChunk+cfbPrefix+mdcTrailer)
 	}
-	// Hash what was returned, keep the held-back tail.
-	m.h.Write(m.out[:m.off])
-	m.out = m.out[:copy(m.out, m.out[m.off:])]
-	m.off = 0
-
+	// Hash what was returned in a second goroutine while reading and
+	// decrypting the next chunk into the spare buffer, behind the held-back
+	// tail.
+	returned := m.out[:m.off]
+	next := m.spare[:copy(m.spare[:cap(m.spare)], m.out[m.off:])]
+	var wg sync.WaitGroup
+	if len(returned) >= cfbParallel {
+		wg.Go(func() { m.h.Write(returned) })
+	} else {
+		m.h.Write(returned)
+	}
 	n, err := fill(m.src, m.in)
+	if err == nil || err == io.EOF {
+		start := len(next)
+		next = next[:start+n]
+		m.decrypt(next[start:], m.in[:n])
+	}
+	wg.Wait()
+	m.spare, m.out, m.off = m.out[:0], next, 0
 	if err == io.EOF {
 		m.eof = true
 	} else if err != nil {
 		return err
 	}
-	start := len(m.out)
-	m.out = m.out[:start+n]
-	m.decrypt(m.out[start:], m.in[:n])
 
 	if !m.first && len(m.out) >= cfbPrefix {
 		// The prefix's last two bytes repeat the two before: a quick

@@ -27,9 +27,11 @@
 // while they are uploaded (spool files never do).
 //
 // A multipart upload that fails is aborted. One interrupted by a crash is
-// left behind on the service, and S3 bills its parts at the STANDARD rate
-// until it is aborted: AbortIncompleteUploads, called by the freeze daemon
-// at start-up, aborts those older than a given age.
+// left behind on the service. The next Put of the same key and class
+// resumes it: it lists the parts already up and sends only those whose
+// SHA-256 differs from the source's. One never resumed is billed by S3 at
+// the STANDARD rate until it is aborted: AbortIncompleteUploads, called by
+// the freeze daemon at start-up, aborts those older than a given age.
 //
 // # Reliability
 //

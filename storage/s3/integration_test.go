@@ -105,7 +105,7 @@ func readAll(t *testing.T, st storage.Store, key string) []byte {
 // and from a plain reader, and checks what the service recorded.
 func TestMultipartGlacier(t *testing.T) {
 	var parts atomic.Int32
-	env := s3test.StartWith(t, glacier.Options{Fault: onUploadPart(func() { parts.Add(1) })})
+	env := s3test.StartWith(t, glacier.Options{Fault: onUploadPart(func(*http.Request) { parts.Add(1) })})
 	st := newStore(t, storeOptions(env, env.Bucket))
 	ctx := context.Background()
 	const size = 23 << 20
@@ -506,13 +506,75 @@ func TestAbortIncompleteUploads(t *testing.T) {
 	}
 }
 
+// TestResume leaves an upload behind as a killed Put would, with part 1
+// right and part 2 wrong: the next Put sends part 2 and the rest, not part 1.
+func TestResume(t *testing.T) {
+	var sent sync.Map // part number → times sent
+	env := s3test.StartWith(t, glacier.Options{Fault: onUploadPart(func(r *http.Request) {
+		n, _ := sent.LoadOrStore(r.URL.Query().Get("partNumber"), new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+	})})
+	ctx := context.Background()
+	st := newStore(t, storeOptions(env, env.Bucket))
+	const size = 23 << 20
+	f, sum := randomFile(t, 7, size)
+	key := "vault/root/k"
+	create, err := env.Client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &env.Bucket, Key: &key,
+		StorageClass: types.StorageClassGlacier, ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, data := range [][]byte{make([]byte, s3.MinPartSize), make([]byte, s3.MinPartSize)} {
+		if part == 0 {
+			f.ReadAt(data, 0)
+		}
+		if _, err := env.Client.UploadPart(ctx, &awss3.UploadPartInput{Bucket: &env.Bucket, Key: &key, UploadId: create.UploadId,
+			PartNumber: aws.Int32(int32(part + 1)), Body: bytes.NewReader(data), ChecksumAlgorithm: types.ChecksumAlgorithmSha256}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent.Clear()
+	if err := st.Put(ctx, "k", f, size, storage.PutOptions{Class: storage.ClassGlacier, SHA256: sum}); err != nil {
+		t.Fatal(err)
+	}
+	for part, want := range []int32{0, 1, 1, 1, 1} {
+		got := int32(0)
+		if n, ok := sent.Load(fmt.Sprint(part + 1)); ok {
+			got = n.(*atomic.Int32).Load()
+		}
+		if got != want {
+			t.Errorf("part %d sent %d times, want %d", part+1, got, want)
+		}
+	}
+	checkNoUploads(t, env, env.Bucket)
+	if err := st.Restore(ctx, "k", 1, storage.TierExpedited); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		info, err := st.Head(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Readable() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not restored within 30 s: %+v", info)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the restore, as thaw does
+	}
+	if got := readAll(t, st, "k"); !bytes.Equal(sha256Sum(got), sum) {
+		t.Errorf("resumed upload stored other bytes")
+	}
+}
+
 // TestCanceledMultipart cancels a multipart upload midway: nothing stored,
 // no upload left.
 func TestCanceledMultipart(t *testing.T) {
 	var parts atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	env := s3test.StartWith(t, glacier.Options{Fault: onUploadPart(func() {
+	env := s3test.StartWith(t, glacier.Options{Fault: onUploadPart(func(*http.Request) {
 		if parts.Add(1) == 2 {
 			cancel()
 		}
@@ -610,10 +672,10 @@ func TestUploadSpeed(t *testing.T) {
 
 // onUploadPart returns a glacier proxy hook that calls fn for every
 // UploadPart request.
-func onUploadPart(fn func()) func(*http.Request) *glacier.Fault {
+func onUploadPart(fn func(*http.Request)) func(*http.Request) *glacier.Fault {
 	return func(r *http.Request) *glacier.Fault {
 		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
-			fn()
+			fn(r)
 		}
 		return nil
 	}

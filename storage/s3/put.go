@@ -355,18 +355,21 @@ func (s *Store) putMultipart(ctx context.Context, full string, src *source, opts
 	partSize := choosePartSize(src.size, s.opts.PartSize)
 	nparts := int((src.size + partSize - 1) / partSize)
 
-	mctx, cancel := s.metaCtx(ctx)
-	created, err := s.client.CreateMultipartUpload(mctx, &awss3.CreateMultipartUploadInput{
-		Bucket:            aws.String(s.bucket),
-		Key:               aws.String(full),
-		StorageClass:      types.StorageClass(opts.Class),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-	})
-	cancel()
-	if err != nil {
-		return s.wrapErr(opPut, full, err)
+	uploadID, left := s.resumable(ctx, full, opts.Class)
+	if uploadID == "" {
+		mctx, cancel := s.metaCtx(ctx)
+		created, err := s.client.CreateMultipartUpload(mctx, &awss3.CreateMultipartUploadInput{
+			Bucket:            aws.String(s.bucket),
+			Key:               aws.String(full),
+			StorageClass:      types.StorageClass(opts.Class),
+			ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		})
+		cancel()
+		if err != nil {
+			return s.wrapErr(opPut, full, err)
+		}
+		uploadID = aws.ToString(created.UploadId)
 	}
-	uploadID := aws.ToString(created.UploadId)
 	defer func() {
 		if err == nil {
 			return
@@ -388,6 +391,11 @@ func (s *Store) putMultipart(ctx context.Context, full string, src *source, opts
 			return err
 		}
 		b64 := base64.StdEncoding.EncodeToString(sum)
+		if p, ok := left[int32(i+1)]; ok && p.size == n && p.sha256 == b64 {
+			// Already up, with these very bytes.
+			parts[i] = types.CompletedPart{ETag: aws.String(p.etag), PartNumber: aws.Int32(int32(i + 1)), ChecksumSHA256: aws.String(b64)}
+			return nil
+		}
 		in := &awss3.UploadPartInput{
 			Bucket:            aws.String(s.bucket),
 			Key:               aws.String(full),
@@ -491,6 +499,62 @@ func (s *Store) putMultipart(ctx context.Context, full string, src *source, opts
 	return nil
 }
 
+// leftPart is a part of an upload left behind by an interrupted Put.
+type leftPart struct {
+	size         int64
+	sha256, etag string
+}
+
+// resumable returns the newest multipart upload of full in class with
+// SHA-256 checksums, left behind by a Put that was killed, and the parts
+// it holds by number: Put uploads again only the parts whose SHA-256 differs.
+// It returns "" if there is none, or if the service will not say: a new
+// upload is always a safe choice.
+func (s *Store) resumable(ctx context.Context, full, class string) (uploadID string, parts map[int32]leftPart) {
+	ctx, cancel := s.metaCtx(ctx)
+	defer cancel()
+	in := &awss3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(full)}
+	var newest time.Time
+	for {
+		out, err := s.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return "", nil
+		}
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) != full || className(u.StorageClass) != class ||
+				(u.ChecksumAlgorithm != "" && u.ChecksumAlgorithm != types.ChecksumAlgorithmSha256) {
+				continue
+			}
+			if t := aws.ToTime(u.Initiated); uploadID == "" || t.After(newest) {
+				uploadID, newest = aws.ToString(u.UploadId), t
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+	if uploadID == "" {
+		return "", nil
+	}
+	parts = map[int32]leftPart{}
+	p := awss3.NewListPartsPaginator(s.client, &awss3.ListPartsInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(full), UploadId: aws.String(uploadID),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", nil
+		}
+		for _, part := range page.Parts {
+			if sum := aws.ToString(part.ChecksumSHA256); sum != "" {
+				parts[aws.ToInt32(part.PartNumber)] = leftPart{size: aws.ToInt64(part.Size), sha256: sum, etag: aws.ToString(part.ETag)}
+			}
+		}
+	}
+	return uploadID, parts
+}
+
 // abort aborts a multipart upload, even when ctx has been canceled.
 func (s *Store) abort(ctx context.Context, full, uploadID string) error {
 	ctx, cancel := s.metaCtx(context.WithoutCancel(ctx))
@@ -512,8 +576,10 @@ func (s *Store) abort(ctx context.Context, full, uploadID string) error {
 // and returns how many it aborted. Put aborts the uploads it fails, but a
 // process killed in the middle of one leaves it behind, invisible in
 // listings, and S3 bills its parts at the STANDARD rate until it is
-// aborted: the freeze daemon calls this at start-up, with an age that
-// spares uploads other live processes may be running.
+// aborted: the freeze daemon calls this at start-up. Put resumes an
+// interrupted upload of the same key, so an age of a day or so spares the
+// uploads a restarted freeze is about to resume (and those other live
+// processes may be running) while ending those whose fragment is gone.
 func (s *Store) AbortIncompleteUploads(ctx context.Context, prefix string, olderThan time.Duration) (n int, err error) {
 	full := s.prefix + prefix
 	cutoff := time.Now().Add(-olderThan)

@@ -117,4 +117,3 @@ func EstimateID(ctx context.Context, store storage.Store, id archive.ID, tier st
 	}
 	return EstimateArchive(ctx, store, m, tier, prices)
 }
-

@@ -478,4 +478,3 @@ func exists(p string) bool {
 }
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
-

@@ -1,14 +1,23 @@
-// Command cryophile-restore streams an archive back to plaintext: it reads
-// the fragments thaw publishes into the spool's restore/ queue (or a plain
-// directory with --from), verifies each against the manifest's SHA-256
-// before its bytes enter the decryptor, decrypts, decompresses and writes
-// the stream to stdout or --output, deleting each spool fragment once it is
-// consumed (unless --keep).
+// Command cryophile-restore streams an archive back to plaintext: it files
+// a restore request for cryophile-thaw into the spool's thaw/ queue
+// (unless the archive is already complete in restore/), reads the
+// fragments thaw publishes into restore/ (or a plain directory with
+// --from), verifies each against the manifest's SHA-256 before its bytes
+// enter the decryptor, decrypts, decompresses and writes the stream to
+// stdout or --output, deleting each spool fragment once it is consumed
+// (unless --keep). While it waits it shows thaw's progress (status.json)
+// on stderr, and the estimate thaw made. Ctrl-C leaves the request filed:
+// thaw keeps working and the same command resumes; --cancel withdraws it.
+// --latest and --before ask thaw for the vault's listing (see package
+// thaw); when thaw is not running, --latest chooses among the archives
+// already complete in restore/ if there are any.
 //
 // Exit status: 0 success; 64 usage or configuration error (including a key
 // file that holds no secret key); 65 data error (wrong passphrase, key not
 // a recipient, corrupt, missing or truncated fragment, unknown manifest
-// format); 74 I/O error; 75 interrupted.
+// format, and as thaw reports it: an archive that does not exist, an
+// incomplete archive, a fragment corrupt in the vault); 69 vault
+// unavailable (as thaw reports it); 74 I/O error; 75 interrupted.
 package main
 
 import (
@@ -24,11 +33,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/cryophile/cryophile/archive"
 	"github.com/cryophile/cryophile/internal/cli"
 	"github.com/cryophile/cryophile/spool"
+	"github.com/cryophile/cryophile/storage"
+	"github.com/cryophile/cryophile/thaw"
 )
 
 const prog = "cryophile-restore"
@@ -49,8 +61,12 @@ func flags() []ucli.Flag {
 		&ucli.StringFlag{Name: "prefix", Usage: "the archive's prefix `PATH`"},
 		&ucli.StringFlag{Name: "ulid", Usage: "the archive's `ULID`"},
 		&ucli.BoolFlag{Name: "latest", Usage: "the newest archive of the vault and prefix"},
+		&ucli.StringFlag{Name: "before", Usage: "the newest archive of the vault and prefix made before `TIME` (RFC 3339 or 2006-01-02)"},
+		&ucli.StringFlag{Name: "tier", Usage: "restore tier for thaw: bulk, standard or expedited (default: config thaw.tier, else bulk)"},
+		&ucli.IntFlag{Name: "days", Usage: "keep restored copies in the vault for `N` days, 1 to 365 (default: config thaw.days, else 7)"},
+		&ucli.BoolFlag{Name: "cancel", Usage: "withdraw the restore request for --vault/--prefix/--ulid; thaw removes what it staged"},
 		&ucli.StringFlag{Name: "from", Usage: "restore from a plain `DIR` holding manifest.json and chunk.* (no spool, no thaw)"},
-		&ucli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "OpenPGP secret key `FILE` (armored or binary)", Required: true},
+		&ucli.StringFlag{Name: "key", Aliases: []string{"k"}, Usage: "OpenPGP secret key `FILE` (armored or binary)"},
 		&ucli.IntFlag{Name: "pass-fd", Value: -1, Usage: "read the key's passphrase from file descriptor `N` (default: ask on the terminal)"},
 		&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write plaintext to `FILE` (created 0600, refused if it exists) instead of stdout"},
 		&ucli.BoolFlag{Name: "keep", Usage: "keep the fragments in the spool after they are consumed"},
@@ -70,16 +86,19 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 	from, keep := c.String("from"), c.Bool("keep")
 
 	// Check every flag before touching the key, the spool or the output.
-	var id archive.ID
+	var (
+		id     archive.ID
+		before time.Time
+	)
 	switch {
 	case from != "":
-		for _, f := range []string{"vault", "prefix", "ulid", "latest"} {
+		for _, f := range []string{"vault", "prefix", "ulid", "latest", "before", "tier", "days", "cancel"} {
 			if c.IsSet(f) {
 				return cli.Usagef("--from and --%s exclude each other", f)
 			}
 		}
 	case c.String("vault") == "":
-		return cli.Usagef("say what to restore: --vault V [--prefix P] (--ulid U | --latest), or --from DIR")
+		return cli.Usagef("say what to restore: --vault V [--prefix P] (--ulid U | --latest | --before TIME), or --from DIR")
 	default:
 		vault, err := archive.ParseVault(c.String("vault"))
 		if err != nil {
@@ -92,16 +111,46 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 		if err := archive.ValidatePrefix(id.Prefix); err != nil {
 			return cli.WithCode(cli.ExitUsage, err)
 		}
+		if c.IsSet("before") {
+			if before, err = parseTime(c.String("before")); err != nil {
+				return err
+			}
+		}
 		switch u := c.String("ulid"); {
-		case u != "" && c.Bool("latest"):
-			return cli.Usagef("--ulid and --latest exclude each other")
+		case u != "" && (c.Bool("latest") || c.IsSet("before")):
+			return cli.Usagef("--ulid excludes --latest and --before")
 		case u != "":
 			if id.ULID, err = archive.ParseULID(u); err != nil {
 				return cli.WithCode(cli.ExitUsage, err)
 			}
-		case !c.Bool("latest"):
-			return cli.Usagef("say which archive: --ulid U or --latest")
+		case c.Bool("cancel"):
+			return cli.Usagef("--cancel needs the archive's --ulid")
+		case !c.Bool("latest") && !c.IsSet("before"):
+			return cli.Usagef("say which archive: --ulid U, --latest or --before TIME")
 		}
+	}
+	tier, days := cfg.Thaw.Tier, cfg.Thaw.Days
+	if c.IsSet("tier") {
+		if tier, err = thaw.ParseTier(c.String("tier")); err != nil {
+			return cli.WithCode(cli.ExitUsage, err)
+		}
+	}
+	if tier == "" {
+		tier = storage.TierBulk
+	}
+	if c.IsSet("days") {
+		if days = c.Int("days"); days < 1 || days > 365 {
+			return cli.Usagef("--days %d: want 1 to 365", days)
+		}
+	}
+	if days == 0 {
+		days = 7
+	}
+	if c.Bool("cancel") {
+		return cancel(c, cfg, p, id)
+	}
+	if c.String("key") == "" {
+		return cli.Usagef("--key FILE is required: the OpenPGP secret key to decrypt with")
 	}
 	output := c.String("output")
 	if output == "" && cli.StdoutIsTerminal() {
@@ -132,16 +181,35 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 		if sp, err = spool.Open(cli.SpoolDir(c, cfg)); err != nil {
 			return cli.WithCode(cli.ExitIO, err)
 		}
-		if c.Bool("latest") {
-			if id, err = latest(sp, id); err != nil {
+		if id.ULID == (ulid.ULID{}) {
+			if id, err = choose(ctx, p, sp, id, before); err != nil {
 				return err
 			}
 		}
-		m, err = waitManifest(ctx, p, sp, id)
+		w, err := request(p, sp, id, tier, days)
 		if err != nil {
 			return err
 		}
-		src = sp.RestoreSource(id, keep)
+		wctx, stopWatch := context.WithCancelCause(ctx)
+		defer stopWatch(nil)
+		if w != nil {
+			go w.watch(wctx, stopWatch)
+		}
+		m, err = waitManifest(wctx, p, sp, id)
+		if err != nil {
+			if cause := context.Cause(wctx); w != nil && ctx.Err() == nil && cause != nil {
+				return w.failed(cause)
+			}
+			if ctx.Err() != nil && w != nil {
+				return interrupted(id)
+			}
+			return err
+		}
+		rs := sp.RestoreSource(id, keep)
+		if w != nil {
+			rs.Check = w.check
+		}
+		src = rs
 	}
 
 	out, closeOut, err := openOutput(output)
@@ -167,6 +235,11 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 	progress.Stop()
 	if err != nil {
 		if ctx.Err() != nil {
+			if sp != nil {
+				if reqs, _ := thaw.RestoreRequests(sp, id); len(reqs) > 0 {
+					return interrupted(id)
+				}
+			}
 			return cli.WithCode(cli.ExitTemp, fmt.Errorf("interrupted: restore of %s stopped; the fragments not yet consumed stay in the spool", m.BackupID))
 		}
 		return dataError(err)
@@ -180,8 +253,8 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 }
 
 // latest picks the newest archive of id's vault and prefix that thaw has
-// published into restore/.
-func latest(sp *spool.Spool, id archive.ID) (archive.ID, error) {
+// published into restore/ (made before before, unless zero).
+func latest(sp *spool.Spool, id archive.ID, before time.Time) (archive.ID, error) {
 	dirs, err := sp.Archives(spool.QueueRestore)
 	if err != nil {
 		return id, cli.WithCode(cli.ExitIO, err)
@@ -189,6 +262,7 @@ func latest(sp *spool.Spool, id archive.ID) (archive.ID, error) {
 	var best *archive.ID
 	for _, d := range dirs {
 		if d.ID.Vault == id.Vault && d.ID.Prefix == id.Prefix && d.HasManifest &&
+			(before.IsZero() || d.ID.Time().Before(before)) &&
 			(best == nil || d.ID.ULID.Compare(best.ULID) > 0) {
 			best = &d.ID
 		}

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/cryophile/cryophile/internal/cli.Version=$(VERSION)
-BINARIES := backup restore freeze
+BINARIES := backup restore freeze thaw
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
 .PHONY: all build test unit integration deps bench demo clean vet

@@ -593,6 +593,54 @@ func TestCanceledMultipart(t *testing.T) {
 	checkNoUploads(t, env, env.Bucket)
 }
 
+// TestTransientFaults serves throttling, server errors and dropped
+// connections to the first requests of each kind: the SDK's retryer rides
+// them out (file bodies are rewound, buffered parts resent).
+func TestTransientFaults(t *testing.T) {
+	faults := []glacier.Fault{glacier.SlowDown, glacier.InternalError, glacier.Reset, glacier.ServiceUnavailable}
+	var mu sync.Mutex
+	hooks := map[string]func(*http.Request) *glacier.Fault{}
+	var on atomic.Bool // once the bucket is there
+	env := s3test.StartWith(t, glacier.Options{Fault: func(r *http.Request) *glacier.Fault {
+		if !on.Load() {
+			return nil
+		}
+		mu.Lock()
+		hook, ok := hooks[r.Method]
+		if !ok {
+			hook = glacier.Schedule(nil, faults...)
+			hooks[r.Method] = hook
+		}
+		mu.Unlock()
+		return hook(r)
+	}})
+	on.Store(true)
+	ctx := context.Background()
+	st := newStore(t, storeOptions(env, env.Bucket))
+	for _, size := range []int64{1 << 20, 12 << 20} {
+		f, sum := randomFile(t, 8, size)
+		for _, r := range []io.Reader{f, struct{ io.Reader }{f}} {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			key := fmt.Sprintf("k%d-%T", size, r)
+			if err := st.Put(ctx, key, r, size, storage.PutOptions{SHA256: sum}); err != nil {
+				t.Fatalf("Put(%s): %v", key, err)
+			}
+			if got := readAll(t, st, key); !bytes.Equal(sha256Sum(got), sum) {
+				t.Errorf("Get(%s) after faults: other bytes", key)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range []string{http.MethodPut, http.MethodGet, http.MethodPost} {
+		if hooks[m] == nil || hooks[m](&http.Request{Method: m}) != nil {
+			t.Errorf("%s requests: the faults were not all served", m)
+		}
+	}
+}
+
 // TestUploadStall holds the first part's request unread for longer than
 // StallTimeout, as a black-holed connection would: the attempt is
 // abandoned and retried, and the upload completes long before the stall

@@ -109,7 +109,8 @@ type Options struct {
 	GetResumes int
 	// HTTPClient, if not nil, replaces the HTTP client New builds (which
 	// is the SDK's, with ResponseHeaderTimeout set and connection pooling
-	// sized for Concurrency).
+	// sized for Concurrency). With AWS_CA_BUNDLE set, the SDK refuses any
+	// client but an *awshttp.BuildableClient.
 	HTTPClient aws.HTTPClient
 }
 

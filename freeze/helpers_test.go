@@ -72,13 +72,13 @@ func (l *logBuffer) String() string {
 
 // env is a spool and file vaults for one test.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	sp     *spool.Spool
 	vaults map[string]storage.Store // by vault ID
 	logs   *logBuffer
 }
 
-func newEnv(t *testing.T, nVaults int) *env {
+func newEnv(t testing.TB, nVaults int) *env {
 	t.Helper()
 	sp, err := spool.Open(t.TempDir())
 	if err != nil {
@@ -134,7 +134,7 @@ func (e *env) freezer(o freeze.Options) *freeze.Freezer {
 }
 
 // fragmentData is a fragment's content.
-func fragmentData(t *testing.T, n int) []byte {
+func fragmentData(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func fragmentData(t *testing.T, n int) []byte {
 
 // backup is an archive being published through a real outbox.
 type backup struct {
-	t     *testing.T
+	t     testing.TB
 	out   *spool.Outbox
 	id    archive.ID
 	frags [][]byte

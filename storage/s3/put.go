@@ -409,7 +409,7 @@ func (s *Store) putMultipart(ctx context.Context, full string, src *source, opts
 		in.Body = w.body(body)
 		out, err := s.client.UploadPart(gctx, in, withPayloadHash(sum), w.option)
 		if err != nil {
-			return fmt.Errorf("part %d: %w", i+1, s.wrapErr(opPut, full, err))
+			return s.wrapErr(opPut, full, fmt.Errorf("part %d: %w", i+1, err))
 		}
 		parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1)), ChecksumSHA256: aws.String(b64)}
 		return nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/google/uuid"
 
 	"github.com/cryophile/cryophile/archive"
@@ -349,5 +350,109 @@ func TestSecondInstanceLocked(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestStreamingBackupBudget runs the real archive writer into an outbox
+// whose budget holds three fragments while the daemon runs: backup can only
+// finish because freeze uploads and deletes fragments as they come, and the
+// spool never holds more than the budget.
+func TestStreamingBackupBudget(t *testing.T) {
+	e := newEnv(t, 1)
+	v := e.vaultIDs()[0]
+	st := e.vaults[v]
+	key, err := archive.GenerateKey("freeze test", "freeze@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.options()
+	o.Concurrency = 2
+	ready := make(chan struct{})
+	o.OnReady = func() { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.freezer(o).Run(ctx) }()
+	<-ready
+
+	const fragment = archive.MinFragmentSize
+	budget := spool.Budget{MaxBytes: 3 * fragment, FragmentSize: fragment}
+	id, err := archive.NewID(uuid.MustParse(v), "budget", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.sp.NewOutbox(ctx, id, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	w, err := archive.NewWriter(out, archive.WriterOptions{ID: id, Recipients: openpgp.EntityList{key},
+		Compression: archive.CompressionNone, FragmentSize: fragment})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Sample the spool while backup writes.
+	stop := make(chan struct{})
+	var peak int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			if u, err := e.sp.Usage(); err == nil && u > peak {
+				peak = u
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	if _, err := w.Write(fragmentData(t, 8*int(fragment))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	m := w.Manifest()
+	n := len(m.Fragments)
+	// Receipts are a few hundred bytes each.
+	if slack := int64(n) * 1024; peak > budget.MaxBytes+slack {
+		t.Errorf("spool peaked at %d bytes, budget %d", peak, budget.MaxBytes)
+	}
+	uploaded := 0
+	for _, f := range m.Fragments {
+		if _, err := st.Head(ctx, id.Key()+"/"+f.Name); err == nil {
+			uploaded++
+		}
+	}
+	if uploaded < n-3 {
+		t.Errorf("%d of %d fragments in the vault when backup ended, want at least %d", uploaded, n, n-3)
+	}
+	if err := out.PublishManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := e.sp.Dir(spool.QueueFreeze, id)
+	waitFor(t, "the archive complete", 20*time.Second, func() bool { return !exists(dir) })
+	if _, err := st.Head(ctx, id.Key()+"/"+archive.ManifestName); err != nil {
+		t.Errorf("manifest: %v", err)
+	}
+	for _, f := range m.Fragments {
+		info, err := st.Head(ctx, id.Key()+"/"+f.Name)
+		if err != nil || info.Size != f.Size || hex.EncodeToString(info.SHA256) != f.SHA256 {
+			t.Errorf("%s in the vault: %+v, %v; want %d bytes, %s", f.Name, info, err, f.Size, f.SHA256)
+		}
+	}
+	t.Logf("%d fragments, spool peak %d bytes (budget %d)", n, peak, budget.MaxBytes)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -108,9 +108,11 @@ type Options struct {
 	// OnStatus is called from Run's and Once's loop when the queue depth
 	// changes (for sd_notify STATUS=).
 	OnStatus func(Status)
-	// Heartbeat is the period at which Run's main loop calls OnHeartbeat
-	// (for sd_notify WATCHDOG=1); 0 means never.
-	Heartbeat   time.Duration
+	// Heartbeat is the period at which Run's main loop calls OnHeartbeat;
+	// 0 means never.
+	Heartbeat time.Duration
+	// OnHeartbeat is called from Run's main loop every Heartbeat (for
+	// sd_notify WATCHDOG=1): a stuck loop stops the pings.
 	OnHeartbeat func()
 }
 
@@ -769,7 +771,7 @@ func (f *Freezer) retry(ctx context.Context, a *archiveState, vs *vaultState, na
 			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 		}
 		d := backoff/2 + rand.N(backoff/2+1)
-		f.log.Warn("upload failed, retrying", "archive", a.id.String(), "name", name, "attempt", attempt, "in", d.Round(time.Millisecond), "err", err)
+		f.log.Warn("upload failed, retrying", "key", objectKey(a.id, name), "vault", vs.v.ID, "attempt", attempt, "in", d.Round(time.Millisecond), "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -828,11 +830,11 @@ func (f *Freezer) finish(a *archiveState, vs *vaultState, name string, err error
 	case errors.Is(err, ErrConflict):
 		a.stopped = err
 		f.failed[key] = true
-		f.log.Error("archive stopped", "archive", key, "name", name, "err", err)
+		f.log.Error("archive stopped", "archive", key, "key", objectKey(a.id, name), "err", err)
 		f.failures = append(f.failures, err)
 	default:
 		a.failed[name] = true
-		f.log.Error("upload failed", "archive", key, "name", name, "err", err)
+		f.log.Error("upload failed", "key", objectKey(a.id, name), "vault", vs.v.ID, "err", err)
 		f.failures = append(f.failures, fmt.Errorf("freeze: archive %s: %s: %w", key, name, err))
 	}
 	f.mu.Unlock()

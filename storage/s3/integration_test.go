@@ -681,7 +681,14 @@ func TestUploadStall(t *testing.T) {
 }
 
 // TestUploadSpeed compares Put's multipart throughput with the SDK's upload
-// manager pushing the same file with the same part size and concurrency.
+// manager pushing the same file with the same part size and concurrency,
+// alternating, best of three each (the machine is shared). It fails only
+// when Put is far slower: loopback figures on a busy machine are noisy.
+//
+// Put does more work than the manager here, on purpose: a SHA-256 of every
+// part (the service checks it; the manager sends a CRC32) and one of the
+// whole file (checked against PutOptions.SHA256 before completing), and
+// versitygw, on the same two cores, checks the part SHA-256 too.
 func TestUploadSpeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -693,28 +700,39 @@ func TestUploadSpeed(t *testing.T) {
 	const size = 256 << 20
 	f, sum := randomFile(t, 5, size)
 	ctx := context.Background()
-	rate := func(d time.Duration) float64 { return float64(size>>20) / d.Seconds() }
-	for i := range 2 {
+	up := manager.NewUploader(env.Client, func(u *manager.Uploader) { u.PartSize, u.Concurrency = 8<<20, 4 })
+	timed := func(fn func() error) time.Duration {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		if err := st.Put(ctx, fmt.Sprint("speed", i), f, size, storage.PutOptions{Class: storage.ClassGlacier, SHA256: sum}); err != nil {
+		if err := fn(); err != nil {
 			t.Fatal(err)
 		}
-		ours := time.Since(start)
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
-		up := manager.NewUploader(env.Client, func(u *manager.Uploader) { u.PartSize, u.Concurrency = 8<<20, 4 })
-		start = time.Now()
-		if _, err := up.Upload(ctx, &awss3.PutObjectInput{Bucket: &env.Bucket, Key: aws.String(fmt.Sprint("manager", i)), Body: f,
-			StorageClass: types.StorageClassGlacier}); err != nil {
-			t.Fatal(err)
-		}
-		theirs := time.Since(start)
-		t.Logf("%d MiB in 8 MiB parts, concurrency 4: Put %.0f MiB/s, SDK upload manager %.0f MiB/s (%.0f%%)",
-			size>>20, rate(ours), rate(theirs), 100*theirs.Seconds()/ours.Seconds())
+		return time.Since(start)
+	}
+	ours, theirs, theirsSHA := time.Hour, time.Hour, time.Hour
+	for i := range 3 {
+		ours = min(ours, timed(func() error {
+			return st.Put(ctx, fmt.Sprint("speed", i), f, size, storage.PutOptions{Class: storage.ClassGlacier, SHA256: sum})
+		}))
+		theirs = min(theirs, timed(func() error {
+			_, err := up.Upload(ctx, &awss3.PutObjectInput{Bucket: &env.Bucket, Key: aws.String(fmt.Sprint("manager", i)), Body: f,
+				StorageClass: types.StorageClassGlacier})
+			return err
+		}))
+		theirsSHA = min(theirsSHA, timed(func() error {
+			_, err := up.Upload(ctx, &awss3.PutObjectInput{Bucket: &env.Bucket, Key: aws.String(fmt.Sprint("manager", i)), Body: f,
+				StorageClass: types.StorageClassGlacier, ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+			return err
+		}))
+	}
+	rate := func(d time.Duration) float64 { return float64(size>>20) / d.Seconds() }
+	t.Logf("%d MiB in 8 MiB parts, concurrency 4, best of 3: Put %.0f MiB/s; SDK upload manager %.0f MiB/s (Put %.0f%% of it), "+
+		"with SHA-256 part checksums %.0f MiB/s (Put %.0f%%)", size>>20, rate(ours),
+		rate(theirs), 100*theirs.Seconds()/ours.Seconds(), rate(theirsSHA), 100*theirsSHA.Seconds()/ours.Seconds())
+	if ours > 2*theirs {
+		t.Errorf("Put is less than half as fast as the SDK's upload manager")
 	}
 }
 

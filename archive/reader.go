@@ -69,7 +69,8 @@ type opened struct {
 // come from src, decrypted with keys (unlocked secret keys, as returned by
 // LoadSecretKeys). If none of keys' decryption keys is among the manifest's
 // recipients, it returns an error wrapping ErrNotRecipient at once, before
-// opening any fragment. Cancelling ctx stops the Reader.
+// opening any fragment (a manifest that lists no recipients skips this check:
+// the message's PKESK packets decide). Cancelling ctx stops the Reader.
 func NewReader(ctx context.Context, src Source, m *Manifest, keys openpgp.EntityList) (*Reader, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -129,6 +130,11 @@ func checkRecipient(m *Manifest, keys openpgp.EntityList) error {
 	}
 	if len(have) == 0 {
 		return fmt.Errorf("archive %s: %w", m.BackupID, ErrNoSecretKey)
+	}
+	if len(m.Encryption.Recipients) == 0 {
+		// A hand-written manifest (an archive made by gpg | split) may not
+		// know its recipients: the message's own PKESKs decide.
+		return nil
 	}
 	return fmt.Errorf("archive %s: %w: encrypted to %s; the key given has %s", m.BackupID, ErrNotRecipient,
 		strings.Join(m.Encryption.Recipients, ", "), strings.Join(have, ", "))

@@ -10,6 +10,11 @@
 // (nothing half-committed: no receipt, no deletion) and exits 0. With
 // --once it uploads what is present and exits.
 //
+// S3 credentials come from the AWS SDK's standard chain (environment,
+// AWS_SHARED_CREDENTIALS_FILE or ~/.aws, a vault's profile, web identity,
+// instance role). The systemd unit passes a credentials file in with
+// LoadCredential= and points AWS_SHARED_CREDENTIALS_FILE at it.
+//
 // Exit status: 0 success (and a daemon stopped by a signal); 64 usage or
 // configuration error, or an archive in freeze/ for a vault that is not
 // configured (--once); 65 data error: the vault holds other bytes under an

@@ -47,6 +47,9 @@ type WriterOptions struct {
 	// Compression is CompressionZstd (the default when empty),
 	// CompressionLZ4 or CompressionNone.
 	Compression string
+	// Level is the zstd level: LevelFastest (the default when empty),
+	// LevelDefault, LevelBetter or LevelBest. Ignored by lz4 and none.
+	Level string
 	// AEAD selects SEIPDv2 AES-256-GCM (256 KiB chunks) instead of SEIPDv1,
 	// whatever the recipients' keys advertise. GnuPG cannot read it.
 	AEAD bool
@@ -106,6 +109,9 @@ func NewWriter(sink Sink, opts WriterOptions) (*Writer, error) {
 	if len(opts.Recipients) == 0 {
 		return nil, fmt.Errorf("writer %s: no recipients", opts.ID)
 	}
+	if _, err := zstdLevel(opts.Level); err != nil {
+		return nil, fmt.Errorf("writer %s: %w", opts.ID, err)
+	}
 	if opts.Created.IsZero() {
 		opts.Created = time.Now()
 	}
@@ -146,7 +152,8 @@ func NewWriter(sink Sink, opts WriterOptions) (*Writer, error) {
 		// ~230-310 MB/s (SEIPDv1) and ~240 to ~275 (GCM), RSS 31 MB;
 		// incompressible data is unaffected. WithConcurrentBlocks would
 		// cost hundreds of MB of RSS.
-		w.comp, err = zstd.NewWriter(w.plain, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2))
+		level, _ := zstdLevel(opts.Level) // checked at the top
+		w.comp, err = zstd.NewWriter(w.plain, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(2))
 	case CompressionLZ4:
 		lw := lz4.NewWriter(w.plain)
 		err = lw.Apply(lz4.BlockSizeOption(lz4.Block4Mb), lz4.CompressionLevelOption(lz4.Fast), lz4.ConcurrencyOption(1))
@@ -432,4 +439,26 @@ var errAborted = errors.New("aborted")
 // bytes handed to the sink so far. It is safe for concurrent use.
 func (w *Writer) Stats() (plainIn, cipherOut int64) {
 	return w.plainIn.Load(), w.cipherOut.Load()
+}
+
+// zstd levels, as in config's backup.level.
+const (
+	LevelFastest = "fastest"
+	LevelDefault = "default"
+	LevelBetter  = "better"
+	LevelBest    = "best"
+)
+
+func zstdLevel(s string) (zstd.EncoderLevel, error) {
+	switch s {
+	case "", LevelFastest:
+		return zstd.SpeedFastest, nil
+	case LevelDefault:
+		return zstd.SpeedDefault, nil
+	case LevelBetter:
+		return zstd.SpeedBetterCompression, nil
+	case LevelBest:
+		return zstd.SpeedBestCompression, nil
+	}
+	return 0, fmt.Errorf("zstd level %q: want fastest, default, better or best", s)
 }

@@ -127,6 +127,7 @@ func parse(c *ucli.Context) (*options, error) {
 	default:
 		return nil, cli.Usagef("--compression %q: want zstd, lz4 or none", w.Compression)
 	}
+	w.Level = cfg.Backup.Level
 	w.AEAD = c.Bool("aead") || cfg.Backup.AEAD
 	w.FragmentSize = int64(cfg.Backup.FragmentSize)
 	if s := c.String("size"); s != "" {

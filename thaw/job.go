@@ -218,18 +218,22 @@ func (j *job) work(ctx context.Context) (*Failure, error) {
 	for _, f := range j.m.Fragments {
 		j.st.Bytes += f.Size
 	}
+	// The estimate goes into status.json before the manifest is
+	// published, so restore can show it before it starts waiting.
+	if e, err := EstimateArchive(ctx, j.store, j.m, j.req.Tier, t.o.Prices); err == nil {
+		j.st.Estimate = &e
+		if _, note := EffectiveTier(e.Class, j.req.Tier); note != "" {
+			j.st.TierNote = note
+		}
+		j.log("estimate", "requests", e.Requests, "bytes", e.Bytes, "wait", e.Wait, "cost_usd", e.CostUSD)
+		j.writeStatus()
+	}
 	if err := j.publish(archive.ManifestName); err != nil {
 		return nil, err
 	}
 	j.manifestOK = true
 	if err := j.initFragments(); err != nil {
 		return nil, err
-	}
-	if j.st.Fragments.Published < len(j.frags) {
-		if e, err := EstimateArchive(ctx, j.store, j.m, j.req.Tier, t.o.Prices); err == nil {
-			j.st.Estimate = &e
-			j.log("estimate", "requests", e.Requests, "bytes", e.Bytes, "wait", e.Wait, "cost_usd", e.CostUSD)
-		}
 	}
 	return j.loop(ctx)
 }

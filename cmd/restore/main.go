@@ -208,6 +208,7 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 		rs := sp.RestoreSource(id, keep)
 		if w != nil {
 			rs.Check = w.check
+			_ = w.check() // the estimate, before the first fragment wait
 		}
 		src = rs
 	}

@@ -215,6 +215,7 @@ type watcher struct {
 	last   string
 	lastAt time.Time
 	est    bool
+	noted  bool
 }
 
 // status reads status.json if it answers our request.
@@ -296,11 +297,15 @@ func (w *watcher) show(st *thaw.Status) {
 	if st.Estimate != nil && !w.est {
 		w.est = true
 		w.p.Printf("estimate: %s", st.Estimate)
-		if st.TierNote != "" {
-			w.p.Printf("note: %s", st.TierNote)
-		}
+	}
+	if st.TierNote != "" && !w.noted {
+		w.noted = true
+		w.p.Printf("note: %s", st.TierNote)
 	}
 	c := st.Fragments
+	if c.Total == 0 {
+		return
+	}
 	line := fmt.Sprintf("thaw: %d of %d fragments ready, %d downloading, %d restoring, %d pending; tier %s",
 		c.Published, c.Total, c.Downloading+c.Ready, c.Restoring, c.Pending, st.Tier)
 	if st.TypicalWait != "" {

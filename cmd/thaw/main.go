@@ -176,8 +176,31 @@ func daemonCmd(ctx context.Context, c *ucli.Context) error {
 	return err
 }
 
+// inherit copies the common flags given before a subcommand's name
+// (cryophile-thaw --config F list) into the subcommand's context, which
+// has flags of the same names (so cryophile-thaw list --config F works too)
+// that would otherwise hide them.
+func inherit(c *ucli.Context) {
+	lineage := c.Lineage()
+	if len(lineage) < 2 {
+		return
+	}
+	parent := lineage[1]
+	for _, name := range []string{"config", "spool"} {
+		if !c.IsSet(name) && parent.IsSet(name) {
+			_ = c.Set(name, parent.String(name))
+		}
+	}
+	for _, name := range []string{"verbose", "quiet"} {
+		if !c.IsSet(name) && parent.IsSet(name) {
+			_ = c.Set(name, fmt.Sprint(parent.Bool(name)))
+		}
+	}
+}
+
 // store opens the vault named by --vault.
 func store(ctx context.Context, c *ucli.Context) (*config.Config, uuid.UUID, storage.Store, error) {
+	inherit(c)
 	if err := cli.SetupLogging(c); err != nil {
 		return nil, uuid.UUID{}, nil, err
 	}

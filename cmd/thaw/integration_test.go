@@ -1,0 +1,689 @@
+//go:build integration
+
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/fsnotify/fsnotify"
+	"github.com/google/uuid"
+
+	"github.com/cryophile/cryophile/archive"
+	"github.com/cryophile/cryophile/internal/s3test"
+	"github.com/cryophile/cryophile/internal/s3test/glacier"
+	"github.com/cryophile/cryophile/spool"
+	"github.com/cryophile/cryophile/thaw"
+)
+
+// binDir holds cryophile-backup, -freeze, -thaw and -restore, built once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cryophile-thaw-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	for _, b := range []string{"backup", "freeze", "thaw", "restore"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "cryophile-"+b), "./cmd/"+b)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// classes are the storage classes of the rig's vaults.
+var classes = []string{"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "STANDARD"}
+
+// rig is a spool, a configuration with one S3 vault per storage class (all
+// in one bucket of the local S3 service behind the Glacier proxy), and keys.
+type rig struct {
+	t       *testing.T
+	dir     string
+	spool   string
+	config  string
+	env     []string
+	s3      *s3test.Env
+	vaults  map[string]string // class → vault UUID
+	cert    string
+	secret  string
+	other   string // a secret key that is not a recipient
+	sp      *spool.Spool
+	prefix  string
+	mu      sync.Mutex
+	daemons []*exec.Cmd
+}
+
+func newRig(t *testing.T, extra string) *rig {
+	t.Helper()
+	s3env := s3test.StartWith(t, glacier.Options{Delays: glacier.DefaultDelays()})
+	dir := t.TempDir()
+	r := &rig{t: t, dir: dir, spool: filepath.Join(dir, "spool"), config: filepath.Join(dir, "cryophile.toml"),
+		s3: s3env, vaults: map[string]string{}, prefix: "host/pool"}
+	if err := os.Mkdir(r.spool, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "spool = %q\n%s\n", r.spool, extra)
+	for _, c := range classes {
+		r.vaults[c] = uuid.NewString()
+		fmt.Fprintf(&conf, "[[vault]]\nid = %q\nurl = \"s3://%s/%s\"\nstorage_class = %q\nendpoint = %q\npath_style = true\nregion = %q\n\n",
+			r.vaults[c], s3env.Bucket, strings.ToLower(c), c, s3env.Endpoint, s3env.Region)
+	}
+	r.vaults["missing-bucket"] = uuid.NewString()
+	fmt.Fprintf(&conf, "[[vault]]\nid = %q\nurl = \"s3://no-such-bucket-here\"\nendpoint = %q\npath_style = true\nregion = %q\n\n",
+		r.vaults["missing-bucket"], s3env.Endpoint, s3env.Region)
+	if err := os.WriteFile(r.config, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	r.env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"AWS_ACCESS_KEY_ID=" + s3env.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s3env.SecretKey,
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	r.cert, r.secret = r.key("alice")
+	_, r.other = r.key("mallory")
+	sp, err := spool.Open(r.spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sp = sp
+	t.Cleanup(r.stopDaemons)
+	return r
+}
+
+// key makes an OpenPGP key (ed25519 + cv25519) and writes its certificate
+// and secret key, armored.
+func (r *rig) key(name string) (cert, secret string) {
+	r.t.Helper()
+	e, err := openpgp.NewEntity(name, "", name+"@example.org", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	write := func(path, typ string, ser func(io.Writer) error) {
+		var b bytes.Buffer
+		w, err := armor.Encode(&b, typ, nil)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if err := ser(w); err != nil {
+			r.t.Fatal(err)
+		}
+		w.Close()
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	cert, secret = filepath.Join(r.dir, name+".pub.asc"), filepath.Join(r.dir, name+".sec.asc")
+	write(cert, openpgp.PublicKeyType, e.Serialize)
+	write(secret, openpgp.PrivateKeyType, func(w io.Writer) error { return e.SerializePrivate(w, nil) })
+	return cert, secret
+}
+
+func (r *rig) command(prog string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, prog), append([]string{"--config", r.config}, args...)...)
+	cmd.Env = r.env
+	return cmd
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r *rig) run(stdin []byte, prog string, args ...string) result {
+	r.t.Helper()
+	cmd := r.command(prog, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		r.t.Fatalf("%s: %v", prog, err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// backup backs data up to the vault of class and returns the backup ID.
+func (r *rig) backup(class string, data []byte) archive.ID {
+	r.t.Helper()
+	res := r.run(data, "cryophile-backup", "--vault", r.vaults[class], "--prefix", r.prefix, "--recipient", r.cert, "--size", "1M", "--compression", "zstd")
+	if res.code != 0 {
+		r.t.Fatalf("backup: exit %d\n%s", res.code, res.stderr)
+	}
+	id, err := archive.ParseID(strings.TrimSpace(res.stdout))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return id
+}
+
+// freeze uploads everything in freeze/.
+func (r *rig) freeze() {
+	r.t.Helper()
+	if res := r.run(nil, "cryophile-freeze", "--once"); res.code != 0 {
+		r.t.Fatalf("freeze --once: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// startThaw starts the thaw daemon; it is stopped when the test ends.
+func (r *rig) startThaw() *exec.Cmd {
+	r.t.Helper()
+	cmd := r.command("cryophile-thaw", "-v")
+	logf, err := os.OpenFile(filepath.Join(r.dir, "thaw.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.daemons = append(r.daemons, cmd)
+	r.mu.Unlock()
+	// Ready once it holds the spool's thaw lock.
+	waitFor(r.t, "cryophile-thaw holding its lock", 20*time.Second, func() bool {
+		ok, _ := thaw.Running(r.sp)
+		return ok
+	})
+	return cmd
+}
+
+func (r *rig) stopDaemons() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range r.daemons {
+		if d.ProcessState == nil {
+			d.Process.Signal(syscall.SIGTERM)
+			d.Wait()
+		}
+	}
+	if r.t.Failed() {
+		if b, err := os.ReadFile(filepath.Join(r.dir, "thaw.log")); err == nil {
+			r.t.Logf("thaw log:\n%s", tail(string(b), 4000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// restore runs cryophile-restore of id into a new output file and returns
+// the result and the file's content.
+func (r *rig) restore(id archive.ID, key string, args ...string) (result, []byte) {
+	r.t.Helper()
+	out := filepath.Join(r.t.TempDir(), "out")
+	res := r.run(nil, "cryophile-restore", append([]string{"--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", key, "--output", out}, args...)...)
+	b, _ := os.ReadFile(out)
+	return res, b
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	c := mrand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 7})
+	b := make([]byte, n)
+	c.Read(b)
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestFullCycle: backup → freeze → thaw → restore, bit-identical, for each
+// storage class and tier, with the proxy's scaled restore delays
+// (Expedited 1 s, Standard 3 s, Bulk 5 s), all served by one thaw.
+func TestFullCycle(t *testing.T) {
+	r := newRig(t, "[thaw]\npoll_interval = \"1s\"\n")
+	cases := []struct {
+		class, tier string
+		note        bool
+	}{
+		{"GLACIER", "expedited", false},
+		{"GLACIER", "bulk", false},
+		{"DEEP_ARCHIVE", "expedited", true}, // refused by AWS: Standard
+		{"DEEP_ARCHIVE", "bulk", false},
+		{"GLACIER_IR", "bulk", false},
+		{"STANDARD", "standard", false},
+	}
+	ids := make([]archive.ID, len(cases))
+	data := make([][]byte, len(cases))
+	for i, tc := range cases {
+		data[i] = randomBytes(2<<20+1000*i, uint64(i))
+		ids[i] = r.backup(tc.class, data[i])
+	}
+	r.freeze()
+	r.startThaw()
+	for i, tc := range cases {
+		t.Run(tc.class+"/"+tc.tier, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			res, got := r.restore(ids[i], r.secret, "--tier", tc.tier, "--days", "2")
+			if res.code != 0 {
+				t.Fatalf("restore: exit %d\n%s", res.code, res.stderr)
+			}
+			if sha(got) != sha(data[i]) {
+				t.Fatalf("restored %d bytes (%s), want %d (%s)", len(got), sha(got), len(data[i]), sha(data[i]))
+			}
+			if !strings.Contains(res.stderr, "filed restore request") || !strings.Contains(res.stderr, "estimate:") {
+				t.Errorf("stderr lacks the request or the estimate:\n%s", res.stderr)
+			}
+			if got := strings.Contains(res.stderr, "not available for DEEP_ARCHIVE"); got != tc.note {
+				t.Errorf("tier fallback note shown = %v, want %v:\n%s", got, tc.note, res.stderr)
+			}
+			t.Logf("%s %s: %v", tc.class, tc.tier, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestStreaming: restore writes plaintext before thaw publishes the last
+// fragment (the budget of restore/ holds thaw back until restore consumes),
+// measured by timestamps.
+func TestStreaming(t *testing.T) {
+	r := newRig(t, "[budget]\nrestore_max_bytes = \"3MiB\"\n[thaw]\npoll_interval = \"1s\"\n")
+	data := randomBytes(10<<20, 77)
+	id := r.backup("GLACIER", data)
+	r.freeze()
+	dir := r.sp.Dir(spool.QueueRestore, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan map[string]time.Time, 1)
+	go func() {
+		m := map[string]time.Time{}
+		for ev := range w.Events {
+			if ev.Has(fsnotify.Create) {
+				m[filepath.Base(ev.Name)] = time.Now()
+			}
+		}
+		created <- m
+	}()
+	r.startThaw()
+	cmd := r.command("cryophile-restore", "--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", r.secret, "--tier", "expedited")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(stdout, first); err != nil {
+		t.Fatalf("no plaintext: %v\n%s", err, errb.String())
+	}
+	firstAt := time.Now()
+	rest, err := io.ReadAll(stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, errb.String())
+	}
+	if got := append(first, rest...); sha(got) != sha(data) {
+		t.Fatalf("restored %d bytes, not the %d backed up", len(got), len(data))
+	}
+	w.Close()
+	m := <-created
+	n := 0
+	var last string
+	for name := range m {
+		if k, err := archive.ParseFragmentName(name); err == nil && k > n {
+			n, last = k, name
+		}
+	}
+	if n < 8 {
+		t.Fatalf("saw %d fragments published (%v), want about 10", n, m)
+	}
+	if !firstAt.Before(m[last]) {
+		t.Errorf("first plaintext byte at %v, last fragment %s published at %v: not streaming", firstAt, last, m[last])
+	}
+	t.Logf("first plaintext %v before %s was published", m[last].Sub(firstAt).Round(time.Millisecond), last)
+}
+
+// TestKill9: thaw killed with SIGKILL at random points (seeded) and
+// restarted while a restore waits and streams: the restore completes
+// bit-identical, no fragment is published twice, none is ever seen
+// partial.
+func TestKill9(t *testing.T) {
+	r := newRig(t, "[budget]\nrestore_max_bytes = \"4MiB\"\n[thaw]\nconcurrency = 2\npoll_interval = \"1s\"\n")
+	data := randomBytes(32<<20, 99)
+	id := r.backup("GLACIER", data)
+	r.freeze()
+	m, err := archive.ReadManifestFile(filepath.Join(r.spool, "freeze", id.Dir(), archive.ManifestName))
+	if err == nil {
+		t.Fatalf("freeze left the manifest in freeze/")
+	}
+	dir := r.sp.Dir(spool.QueueRestore, id)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		count   map[string]int
+		partial []string
+	}
+	result := make(chan seen, 1)
+	go func() {
+		s := seen{count: map[string]int{}}
+		for ev := range w.Events {
+			name := filepath.Base(ev.Name)
+			if !ev.Has(fsnotify.Create) || strings.HasPrefix(name, ".") {
+				continue
+			}
+			s.count[name]++
+			if name == archive.ManifestName && m == nil {
+				m, _ = archive.ReadManifestFile(ev.Name)
+			}
+			if m == nil {
+				continue
+			}
+			if f, ok := m.Fragment(name); ok {
+				if fi, err := os.Stat(ev.Name); err == nil && fi.Size() != f.Size {
+					s.partial = append(s.partial, fmt.Sprintf("%s: %d bytes of %d", name, fi.Size(), f.Size))
+				}
+			}
+		}
+		result <- s
+	}()
+	out := filepath.Join(t.TempDir(), "out")
+	rcmd := r.command("cryophile-restore", "--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", r.secret, "--tier", "expedited", "--output", out)
+	var rerr bytes.Buffer
+	rcmd.Stderr = &rerr
+	if err := rcmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rdone := make(chan error, 1)
+	go func() { rdone <- rcmd.Wait() }()
+	rng := mrand.New(mrand.NewPCG(2026, 4))
+	kills := 0
+	for kills < 10 {
+		d := r.startThaw()
+		select {
+		case err := <-rdone:
+			rdone <- err
+		case <-time.After(time.Duration(20+rng.IntN(300)) * time.Millisecond):
+		}
+		d.Process.Kill()
+		d.Wait()
+		kills++
+		if len(rdone) > 0 {
+			break
+		}
+	}
+	r.startThaw()
+	var rerrv error
+	select {
+	case rerrv = <-rdone:
+	case <-time.After(2 * time.Minute):
+		rcmd.Process.Kill()
+		t.Fatalf("restore did not finish after %d kills\n%s", kills, rerr.String())
+	}
+	if rerrv != nil {
+		t.Fatalf("restore: %v\n%s", rerrv, rerr.String())
+	}
+	got, _ := os.ReadFile(out)
+	if sha(got) != sha(data) {
+		t.Fatalf("restored %d bytes, not the %d backed up", len(got), len(data))
+	}
+	w.Close()
+	s := <-result
+	for name, n := range s.count {
+		if n != 1 && name != spool.StatusName {
+			t.Errorf("%s published %d times", name, n)
+		}
+	}
+	if len(s.partial) > 0 {
+		t.Errorf("partial files seen: %v", s.partial)
+	}
+	if kills < 5 {
+		t.Errorf("only %d kills before the restore finished: the test did not test much", kills)
+	}
+	t.Logf("%d kills; %d names published", kills, len(s.count))
+}
+
+// TestThawNotRunning: restore says it waits for thaw and how to start it;
+// cryophile-thaw --once then serves the request while restore streams.
+func TestThawNotRunning(t *testing.T) {
+	r := newRig(t, "[thaw]\npoll_interval = \"1s\"\n")
+	data := randomBytes(1<<20, 5)
+	id := r.backup("GLACIER", data)
+	r.freeze()
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := r.command("cryophile-restore", "--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", r.secret, "--tier", "expedited", "--output", out)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor(t, "the hint on stderr", 20*time.Second, func() bool {
+		s := errb.String()
+		return strings.Contains(s, "not running") && strings.Contains(s, "systemctl start cryophile-thaw") && strings.Contains(s, "cryophile-thaw --once")
+	})
+	if res := r.run(nil, "cryophile-thaw", "--once"); res.code != 0 {
+		t.Fatalf("thaw --once: exit %d\n%s", res.code, res.stderr)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("restore: %v\n%s", err, errb.String())
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("restore did not finish\n%s", errb.String())
+	}
+	if got, _ := os.ReadFile(out); sha(got) != sha(data) {
+		t.Fatal("restored data differs")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestFailures: what thaw cannot do reaches restore as a clear error and
+// the documented exit status.
+func TestFailures(t *testing.T) {
+	r := newRig(t, "[thaw]\npoll_interval = \"1s\"\n")
+	data := randomBytes(3<<20, 11)
+	good := r.backup("STANDARD", data)
+	corrupt := r.backup("GLACIER_IR", randomBytes(3<<20, 12))
+	r.freeze()
+	// Flip a byte of the second fragment where versitygw keeps it.
+	p := filepath.Join(r.s3.Server.Dir, r.s3.Bucket, "glacier_ir", filepath.FromSlash(corrupt.Key()), "chunk.000002")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[1000] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An incomplete archive: a fragment and no manifest.
+	incomplete, _ := archive.NewID(good.Vault, good.Prefix, time.Now())
+	if _, err := r.s3.Client.PutObject(context.Background(), &awss3.PutObjectInput{
+		Bucket: aws.String(r.s3.Bucket), Key: aws.String("standard/" + incomplete.Key() + "/chunk.000001"), Body: bytes.NewReader([]byte("x")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	absent, _ := archive.NewID(good.Vault, good.Prefix, time.Now())
+	unavailable, _ := archive.NewID(uuid.MustParse(r.vaults["missing-bucket"]), "", time.Now())
+	r.startThaw()
+	for _, tc := range []struct {
+		name    string
+		id      archive.ID
+		key     string
+		code    int
+		mention []string
+	}{
+		{"wrong key", good, r.other, 65, []string{"recipient"}},
+		{"corrupt fragment", corrupt, r.secret, 65, []string{"chunk.000002", "quarantined"}},
+		{"incomplete", incomplete, r.secret, 65, []string{"incomplete"}},
+		{"absent", absent, r.secret, 65, []string{"does not exist"}},
+		{"vault unavailable", unavailable, r.secret, 69, []string{"no-such-bucket-here"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, out := r.restore(tc.id, tc.key)
+			if res.code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", res.code, tc.code, res.stderr)
+			}
+			for _, s := range tc.mention {
+				if !strings.Contains(res.stderr, s) {
+					t.Errorf("stderr does not mention %q:\n%s", s, res.stderr)
+				}
+			}
+			if len(out) > 0 {
+				t.Errorf("a failed restore left %d bytes of output", len(out))
+			}
+		})
+	}
+	q, _ := os.ReadDir(thaw.QuarantineDir(r.sp, corrupt))
+	if len(q) != 1 {
+		t.Errorf("quarantine holds %d files, want the bad chunk.000002", len(q))
+	}
+	// The good archive still restores with the right key, and list shows
+	// the incomplete one.
+	if res, out := r.restore(good, r.secret); res.code != 0 || sha(out) != sha(data) {
+		t.Fatalf("restore of the good archive: exit %d\n%s", res.code, res.stderr)
+	}
+	res := r.run(nil, "cryophile-thaw", "list", "--vault", good.Vault.String(), "--prefix", good.Prefix)
+	if res.code != 0 || !strings.Contains(res.stdout, good.String()) || !strings.Contains(res.stdout, incomplete.String()+" ") || !strings.Contains(res.stdout, "incomplete") {
+		t.Errorf("list: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestLatestAndCancel: --latest asks thaw for the listing; --cancel
+// withdraws a request and thaw removes what it published.
+func TestLatestAndCancel(t *testing.T) {
+	r := newRig(t, "[thaw]\npoll_interval = \"1s\"\n")
+	old := randomBytes(1<<20, 1)
+	r.backup("GLACIER_IR", old)
+	newer := randomBytes(1<<20, 2)
+	newID := r.backup("GLACIER_IR", newer)
+	slow := r.backup("GLACIER", randomBytes(1<<20, 3))
+	r.freeze()
+	r.startThaw()
+	out := filepath.Join(t.TempDir(), "out")
+	res := r.run(nil, "cryophile-restore", "--vault", newID.Vault.String(), "--prefix", newID.Prefix, "--latest", "--key", r.secret, "--output", out)
+	if got, _ := os.ReadFile(out); res.code != 0 || sha(got) != sha(newer) {
+		t.Fatalf("restore --latest: exit %d\n%s", res.code, res.stderr)
+	}
+	res = r.run(nil, "cryophile-thaw", "estimate", "--vault", slow.Vault.String(), "--prefix", slow.Prefix, "--latest", "--tier", "standard")
+	if res.code != 0 || !strings.Contains(res.stdout, "restore requests (GLACIER, tier Standard)") {
+		t.Errorf("estimate: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// A Bulk restore (5 s) is withdrawn while it runs.
+	cmd := r.command("cryophile-restore", "--vault", slow.Vault.String(), "--prefix", slow.Prefix, "--ulid", slow.ULID.String(), "--key", r.secret, "--output", filepath.Join(t.TempDir(), "o2"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "thaw's status", 20*time.Second, func() bool {
+		st, err := thaw.ReadStatus(r.sp, slow)
+		return err == nil && st.Fragments.Restoring > 0
+	})
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 75 {
+		t.Errorf("interrupted restore: exit %d, want 75", code)
+	}
+	if reqs, _ := thaw.RestoreRequests(r.sp, slow); len(reqs) != 1 {
+		t.Fatalf("after Ctrl-C %d requests are filed, want the one left in place", len(reqs))
+	}
+	res = r.run(nil, "cryophile-restore", "--cancel", "--vault", slow.Vault.String(), "--prefix", slow.Prefix, "--ulid", slow.ULID.String())
+	if res.code != 0 || !strings.Contains(res.stderr, "withdrew") {
+		t.Fatalf("--cancel: exit %d\n%s", res.code, res.stderr)
+	}
+	waitFor(t, "restore directory removed by thaw", 20*time.Second, func() bool {
+		_, err := os.Stat(r.sp.Dir(spool.QueueRestore, slow))
+		return os.IsNotExist(err)
+	})
+}

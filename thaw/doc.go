@@ -76,7 +76,8 @@
 // Back-pressure: a download starts only while restore/ (its fragments,
 // partial downloads, manifests) plus the downloads in flight stay within
 // RestoreMaxBytes (budget.restore_max_bytes; 0 means 4 fragments of the
-// archive). Two exceptions keep it from deadlocking: the fragment restore
+// archive), and while the spool's file system keeps Reserve
+// (budget.reserve) free. Two exceptions keep it from deadlocking: the fragment restore
 // is waiting for (everything before it consumed) always goes, and so
 // does a download when nothing at all waits in restore/ (a fragment larger
 // than the budget).
@@ -90,8 +91,10 @@
 // and a permanent failure with a code: not_found (no such archive),
 // incomplete (fragments but no manifest), corrupt (quarantined fragment,
 // or a fragment the manifest lists that the vault lacks), unavailable
-// (unknown vault, access denied, no bucket). Transient vault errors are
-// retried forever with backoff and only reported. Once the manifest is
+// (unknown vault, access denied, no bucket, or with --once transient
+// errors that did not go away: GiveUpAfter, 8 in a row). The daemon
+// retries transient vault errors forever with backoff and only reports
+// them. Once the manifest is
 // published thaw never recreates the directory for a status update, so a
 // directory restore removed when it finished stays removed.
 //

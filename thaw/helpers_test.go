@@ -34,6 +34,17 @@ type recorder struct {
 	mu       sync.Mutex
 	restores []string // key + " " + tier
 	gets     []string // key + "@" + offset
+	// fail, if set, may fail an operation (op "head" or "get") on key.
+	fail func(op, key string) error
+}
+
+func (r *recorder) Head(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if r.fail != nil {
+		if err := r.fail("head", key); err != nil {
+			return storage.ObjectInfo{}, err
+		}
+	}
+	return r.Store.Head(ctx, key)
 }
 
 func (r *recorder) Restore(ctx context.Context, key string, days int, tier string) error {
@@ -47,6 +58,11 @@ func (r *recorder) Get(ctx context.Context, key string, off, n int64) (io.ReadCl
 	r.mu.Lock()
 	r.gets = append(r.gets, key+"@"+strconv.FormatInt(off, 10))
 	r.mu.Unlock()
+	if r.fail != nil {
+		if err := r.fail("get", key); err != nil {
+			return nil, err
+		}
+	}
 	return r.Store.Get(ctx, key, off, n)
 }
 

@@ -52,6 +52,7 @@ type job struct {
 	reqDir     string // dir/req-ID: publication markers of this request
 	restoreDir string
 	manifestOK bool // manifest published: never create restoreDir again for status
+	lowSpace   bool // free space below Options.Reserve was reported
 
 	m          *archive.Manifest
 	store      storage.Store
@@ -71,6 +72,8 @@ type frag struct {
 	backoff     daemon.Backoff
 	attempts    int
 	rerequested bool
+	// failures counts transient errors in a row (GiveUpAfter).
+	failures int
 }
 
 // result is what a download goroutine reports.
@@ -175,6 +178,7 @@ func (j *job) prepare() error {
 // ends, with backoff between attempts; transient errors go to status.
 func (j *job) retry(ctx context.Context, what string, op func() error) (*Failure, error) {
 	b := daemon.Backoff{Min: j.t.o.PollMin, Max: j.t.o.PollMax}
+	tries := 0
 	for {
 		err := op()
 		if err == nil {
@@ -189,6 +193,10 @@ func (j *job) retry(ctx context.Context, what string, op func() error) (*Failure
 		var fe *FailureError
 		if errors.As(err, &fe) {
 			return &fe.Failure, nil
+		}
+		tries++
+		if g := j.t.o.GiveUpAfter; g > 0 && tries >= g {
+			return &Failure{Code: FailUnavailable, Message: fmt.Sprintf("%s: %v (gave up after %d attempts)", what, err, tries)}, nil
 		}
 		j.addError("", fmt.Sprintf("%s: %v (retrying)", what, err))
 		j.writeStatus()
@@ -528,6 +536,19 @@ func (j *job) budgetAllows(fr *frag) bool {
 			break
 		}
 	}
+	if r := j.t.o.Reserve; r > 0 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(j.dir, &st); err == nil &&
+			int64(st.Bavail)*int64(st.Bsize)-j.t.reserved.Load()-fr.f.Size < r {
+			if !j.lowSpace {
+				j.lowSpace = true
+				j.addError("", fmt.Sprintf("free space on the spool's file system is below the reserve (%d bytes): downloads wait", r))
+				j.t.log.Warn("free space below the reserve: downloads wait", "archive", j.id, "reserve", r)
+			}
+			return false
+		}
+		j.lowSpace = false
+	}
 	budget := j.t.o.RestoreMaxBytes
 	if budget <= 0 {
 		budget = DefaultBudgetFragments * j.m.FragmentSize
@@ -562,6 +583,7 @@ func (j *job) check(ctx context.Context, fr *frag) (*Failure, error) {
 	if err != nil {
 		return j.vaultError(ctx, fr, "head", err)
 	}
+	fr.failures = 0
 	if j.st.Class == "" {
 		j.st.Class = info.Class
 		tier, note := EffectiveTier(info.Class, j.req.Tier)
@@ -621,9 +643,23 @@ func (j *job) vaultError(ctx context.Context, fr *frag, op string, err error) (*
 	case errors.Is(err, storage.ErrPermanent):
 		return &Failure{Code: FailUnavailable, Fragment: fr.f.Name, Message: fmt.Sprintf("%s %s: %v", op, fr.f.Name, err)}, nil
 	}
-	j.addError(fr.f.Name, fmt.Sprintf("%s: %v (retrying)", op, err))
+	if f := j.transient(fr, op, err); f != nil {
+		return f, nil
+	}
 	fr.due = time.Now().Add(fr.backoff.Next())
 	return nil, nil
+}
+
+// transient records a transient error about fr and gives up after
+// GiveUpAfter in a row.
+func (j *job) transient(fr *frag, op string, err error) *Failure {
+	fr.failures++
+	if g := j.t.o.GiveUpAfter; g > 0 && fr.failures >= g {
+		return &Failure{Code: FailUnavailable, Fragment: fr.f.Name, Message: fmt.Sprintf(
+			"%s %s: %v (gave up after %d attempts)", op, fr.f.Name, err, fr.failures)}
+	}
+	j.addError(fr.f.Name, fmt.Sprintf("%s: %v (retrying)", op, err))
+	return nil
 }
 
 // handle applies a download's result; a non-nil Failure ends the job.
@@ -632,6 +668,7 @@ func (j *job) handle(r result) *Failure {
 	switch r.kind {
 	case "ok":
 		fr.state = stPublished
+		fr.failures = 0
 		j.t.log.Debug("published", "archive", j.id, "fragment", fr.f.Name)
 	case "restore":
 		fr.state = stPending
@@ -659,7 +696,9 @@ func (j *job) handle(r result) *Failure {
 			"fragment %s of %s: %v after %d downloads: the copy in the vault is corrupt; quarantined as %s",
 			fr.f.Name, j.id, r.err, fr.attempts, where)}
 	default:
-		j.addError(fr.f.Name, fmt.Sprintf("download: %v (retrying)", r.err))
+		if f := j.transient(fr, "download", r.err); f != nil {
+			return f
+		}
 		j.t.log.Warn("download", "archive", j.id, "fragment", fr.f.Name, "err", r.err)
 		fr.state = stReady
 		fr.due = time.Now().Add(fr.backoff.Next())

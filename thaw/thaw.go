@@ -77,6 +77,15 @@ type Options struct {
 	// Rescan is the period of the full rescan of thaw/ (fsnotify events
 	// are only a wake-up). Default 1s: withdrawals show up only in scans.
 	Rescan time.Duration
+	// Reserve is free space kept on the spool's file system: no download
+	// starts that would leave less (but the fragment restore waits for).
+	// 0: none. cmd/thaw passes budget.reserve (ReserveFor).
+	Reserve int64
+	// GiveUpAfter is how many transient vault errors in a row (on the
+	// manifest, or on one fragment) fail a request as unavailable. 0 means
+	// never: the daemon retries until the vault comes back; --once gives
+	// up.
+	GiveUpAfter int
 	// Prices is the price table for estimates; nil means
 	// config.DefaultPrices().
 	Prices config.Prices

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,4 +366,53 @@ func TestListAndEstimate(t *testing.T) {
 	if err != nil || est.Tier != storage.TierStandard {
 		t.Errorf("DEEP_ARCHIVE Expedited estimate %+v, %v; want tier Standard", est, err)
 	}
+}
+
+// TestGiveUp: with GiveUpAfter (cryophile-thaw --once), transient vault
+// errors that do not go away fail the request as unavailable; without it
+// (the daemon) they are retried and reported in status.json.
+func TestGiveUp(t *testing.T) {
+	flaky := errors.New("connection reset by peer")
+	for _, op := range []string{"head", "get"} {
+		t.Run(op, func(t *testing.T) {
+			e := newEnv(t, file.Options{}, func(o *thaw.Options) { o.GiveUpAfter = 3 })
+			id, _, _ := e.putArchive("g", storage.ClassStandard, 2, 4<<10, true)
+			e.rec.fail = func(o, key string) error {
+				if o == op && strings.HasSuffix(key, "chunk.000002") {
+					return flaky
+				}
+				return nil
+			}
+			e.request(id, "bulk", 1)
+			err := e.once()
+			var fe *thaw.FailureError
+			if !errors.As(err, &fe) || fe.Code != thaw.FailUnavailable || fe.Fragment != "chunk.000002" || !strings.Contains(fe.Message, "connection reset") {
+				t.Fatalf("Once = %v, want unavailable naming chunk.000002 and the error", err)
+			}
+		})
+	}
+	t.Run("daemon retries", func(t *testing.T) {
+		e := newEnv(t, file.Options{}, nil)
+		id, _, frags := e.putArchive("g", storage.ClassStandard, 2, 4<<10, true)
+		var mu sync.Mutex
+		failing := true
+		e.rec.fail = func(o, key string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing && strings.HasSuffix(key, "chunk.000002") {
+				return flaky
+			}
+			return nil
+		}
+		e.request(id, "bulk", 1)
+		e.daemon()
+		waitFor(t, "the error in status.json", 10*time.Second, func() bool {
+			st := e.status(id)
+			return st != nil && len(st.Errors) > 0 && st.Errors[len(st.Errors)-1].Fragment == "chunk.000002"
+		})
+		mu.Lock()
+		failing = false
+		mu.Unlock()
+		e.consume(id, frags)
+	})
 }

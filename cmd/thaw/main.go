@@ -47,6 +47,10 @@ import (
 
 const prog = "cryophile-thaw"
 
+// onceAttempts is how many transient vault errors in a row make --once
+// give up on a request (exit 69); the daemon never gives up.
+const onceAttempts = 8
+
 func main() { os.Exit(run(os.Args)) }
 
 func run(args []string) int {
@@ -147,15 +151,20 @@ func daemonCmd(ctx context.Context, c *ucli.Context) error {
 	}
 	defer lock.Close()
 	n := daemon.Notifier{}
-	th, err := thaw.New(thaw.Options{
+	o := thaw.Options{
 		Spool:           sp,
 		OpenVault:       opener(cfg),
 		PollMax:         cfg.Thaw.PollInterval.Duration,
 		Concurrency:     concurrency,
 		RestoreMaxBytes: int64(cfg.Budget.RestoreMaxBytes),
+		Reserve:         cfg.Budget.ReserveFor(int64(cfg.Backup.FragmentSize)),
 		Prices:          cfg.Thaw.Prices,
 		Status:          n.Status,
-	})
+	}
+	if c.Bool("once") {
+		o.GiveUpAfter = onceAttempts
+	}
+	th, err := thaw.New(o)
 	if err != nil {
 		return cli.WithCode(cli.ExitUsage, err)
 	}

@@ -78,6 +78,16 @@
 // vault's errors). An archive directory in freeze/ for a vault that is not
 // configured is logged (ErrUnknownVault) and left alone.
 //
+// # Incomplete uploads
+//
+// A multipart upload cut short by a crash, or whose creation request was
+// cancelled before its ID came back, stays on the service (billed) until
+// it is aborted. Freeze assumes one freeze per vault (key prefix): for a
+// store that implements IncompleteUploadAborter, it aborts every
+// incomplete upload in a vault before its first upload there, and again
+// ("sweeps") whenever the vault has no upload in flight: at each rescan,
+// at the end of Once and when Run stops.
+//
 // # Concurrency and locking
 //
 // Run and Once take the spool's "freeze" daemon lock (spool.LockDaemon):

@@ -336,6 +336,12 @@ func (f *Freezer) Run(ctx context.Context) error {
 		stopWatch()
 		wg.Wait()
 		f.jobs.Wait()
+		// The uploads just abandoned were aborted by the storage layer,
+		// except one whose creation was cut short before its ID came
+		// back: sweep, briefly, now that nothing is in flight.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownSweep)
+		f.sweep(sctx, true)
+		cancel()
 	}()
 
 	// The watch runs; this scan is the truth (hand-off rule 4).
@@ -372,6 +378,7 @@ func (f *Freezer) Run(ctx context.Context) error {
 		case <-rescan.C:
 			f.cleanup()
 			f.resumeVaults()
+			f.sweep(ctx, false)
 			if err := f.scan(); err != nil {
 				f.log.Error("rescan", "err", err)
 			}
@@ -410,9 +417,59 @@ func (f *Freezer) Once(ctx context.Context) error {
 		case <-f.statusCh:
 		}
 	}
+	f.sweep(ctx, true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return errors.Join(f.failures...)
+}
+
+// shutdownSweep bounds the sweep of incomplete uploads when Run stops.
+const shutdownSweep = 3 * time.Second
+
+// sweep aborts the incomplete uploads of every opened vault that has no
+// upload in flight (with one freeze per vault, they are all leftovers: a
+// request cut short by a crash or a cancellation can still create an upload
+// on the service after the start-up abort). It runs on the main loop; with
+// wait false the aborts run in the background, the vault's lock keeping
+// uploads back until they are done.
+func (f *Freezer) sweep(ctx context.Context, wait bool) {
+	f.mu.Lock()
+	busy := map[string]bool{}
+	for _, a := range f.archives {
+		if len(a.inflight) > 0 {
+			busy[a.id.Vault.String()] = true
+		}
+	}
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for id, vs := range f.vaults {
+		if busy[id] || !vs.mu.TryLock() {
+			continue
+		}
+		// Locked before any upload can start: store() waits for us.
+		ab, ok := vs.store.(IncompleteUploadAborter)
+		if !ok || !vs.aborted {
+			vs.mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		f.jobs.Add(1)
+		go func() {
+			defer f.jobs.Done()
+			defer wg.Done()
+			defer vs.mu.Unlock()
+			n, err := ab.AbortIncompleteUploads(ctx, "", f.o.AbortOlderThan)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				f.log.Warn("abort incomplete uploads", "vault", id, "err", err)
+			case n > 0:
+				f.log.Info("aborted incomplete uploads", "vault", id, "count", n)
+			}
+		}()
+	}
+	if wait {
+		wg.Wait()
+	}
 }
 
 // Status returns the current queue depth.

@@ -579,10 +579,14 @@ func (f *Freezer) scan() error {
 	return nil
 }
 
-// resumeVaults lets vaults stopped by a permanent error try again.
+// resumeVaults lets vaults stopped by a permanent error, and fragments
+// that failed, try again.
 func (f *Freezer) resumeVaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, a := range f.archives {
+		clear(a.failed)
+	}
 	for id, v := range f.vaults {
 		if v.stopped != nil && !time.Now().Before(v.retryAt) {
 			f.log.Info("retrying stopped vault", "vault", id)
@@ -842,7 +846,7 @@ func (f *Freezer) retry(ctx context.Context, a *archiveState, vs *vaultState, na
 func transient(err error) bool {
 	switch {
 	case errors.Is(err, storage.ErrPermanent), errors.Is(err, ErrConflict), errors.Is(err, ErrBroken),
-		errors.Is(err, errGone), errors.Is(err, errNotReady), errors.Is(err, context.Canceled):
+		errors.Is(err, errGone), errors.Is(err, errNotReady):
 		return false
 	}
 	return true

@@ -32,7 +32,10 @@ type Estimate struct {
 // String is the estimate for humans.
 func (e Estimate) String() string {
 	cost := "cost unknown (no price for this class and tier in [thaw.prices])"
-	if e.CostKnown {
+	switch {
+	case e.CostKnown && e.CostUSD > 0 && e.CostUSD < 0.01:
+		cost = "less than $0.01"
+	case e.CostKnown:
 		cost = fmt.Sprintf("about $%.2f", e.CostUSD)
 	}
 	if e.Requests == 0 {

@@ -31,6 +31,9 @@ const (
 	// DefaultBudgetFragments is restore/'s budget, in fragments of the
 	// archive being restored, when Options.RestoreMaxBytes is 0.
 	DefaultBudgetFragments = 4
+	// listLinger is how long Once waits for requests after answering a
+	// list request.
+	listLinger = 5 * time.Second
 	// assumedRate is the download rate (bytes/s) assumed when deciding
 	// whether a restored copy lives long enough to be downloaded.
 	assumedRate = 10_000_000
@@ -113,6 +116,7 @@ type Thaw struct {
 	stores   map[uuid.UUID]storage.Store
 	jobs     map[string]*job // by Key(backup ID)
 	listNext map[string]time.Time
+	lastList time.Time // when a listing was last published
 	failures []error
 }
 
@@ -249,6 +253,11 @@ func (t *Thaw) idle() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.jobs) > 0 {
+		return false
+	}
+	// A restore that asked for a listing files its restore request right
+	// after the answer: give it time to, before --once exits.
+	if time.Since(t.lastList) < listLinger {
 		return false
 	}
 	reqs, _, err := Requests(t.sp)
@@ -433,6 +442,7 @@ func (t *Thaw) answerList(ctx context.Context, r PendingRequest, once bool) {
 	_ = os.Remove(r.Path)
 	t.mu.Lock()
 	delete(t.listNext, r.Path)
+	t.lastList = time.Now()
 	t.mu.Unlock()
 }
 

@@ -78,7 +78,7 @@ func choose(ctx context.Context, p *cli.Printer, sp *spool.Spool, id archive.ID,
 		return id, cli.WithCode(cli.ExitIO, err)
 	}
 	reqPath := filepath.Join(sp.Dir(spool.QueueThaw, archive.ID{}), r.Name())
-	p.Printf("asked cryophile-thaw for the archives of %s", archive.ID{Vault: id.Vault, Prefix: id.Prefix}.Dir())
+	p.Printf("asked cryophile-thaw for the archives of %s", vaultPrefix(id))
 	hinted := false
 	lastCheck := time.Time{}
 	for {
@@ -115,7 +115,7 @@ func choose(ctx context.Context, p *cli.Printer, sp *spool.Spool, id archive.ID,
 		if !before.IsZero() {
 			what += " made before " + before.Format(time.RFC3339)
 		}
-		return id, cli.WithCode(cli.ExitData, fmt.Errorf("%s of %s in vault %s", what, archive.ID{Vault: id.Vault, Prefix: id.Prefix}.Dir(), id.Vault))
+		return id, cli.WithCode(cli.ExitData, fmt.Errorf("%s of %s in the vault", what, vaultPrefix(id)))
 	}
 	p.Printf("restoring %s", best)
 	return best, nil
@@ -326,4 +326,12 @@ func (w *watcher) show(st *thaw.Status) {
 	}
 	w.last, w.lastAt = key, time.Now()
 	w.p.Printf("%s", line)
+}
+
+// vaultPrefix is VAULT/PREFIX (or VAULT) of id, for messages.
+func vaultPrefix(id archive.ID) string {
+	if id.Prefix == "" {
+		return id.Vault.String()
+	}
+	return id.Vault.String() + "/" + id.Prefix
 }

@@ -46,3 +46,53 @@ demo: build
 clean:
 	rm -rf bin
 	$(GO) clean -testcache
+
+# Packaging (packaging/, docs/, systemd/). `make deb` builds
+# $(DIST)/cryophile_VERSION_ARCH.deb with nfpm, pinned and run with `go run`
+# so it stays out of go.mod, from binaries of its own in $(DIST)/bin (bin/
+# may be in use by tests). SOURCE_DATE_EPOCH is the last commit's time, so
+# rebuilding the same tree gives the same bytes.
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+MD2MAN := github.com/cpuguy83/go-md2man/v2@v2.0.7
+DIST ?= dist
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# vX.Y.Z tags give X.Y.Z (X.Y.Z+N.gHASH after them); no tag gives
+# 0~gitDATE.HASH, which sorts before any release.
+DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-/+/g' || \
+	echo "0~git$$(git log -1 --date=format:%Y%m%d --format=%cd 2>/dev/null || echo 0).$$(git rev-parse --short=7 HEAD 2>/dev/null || echo none)")
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+MAN_SOURCES := $(wildcard docs/man/*.md)
+MAN_PAGES := $(patsubst docs/man/%.md,$(DIST)/man/%,$(MAN_SOURCES))
+
+.PHONY: man deb deb-test recovery-test systemd-test packaging-test
+
+# Man pages (roff) from docs/man/*.md.
+man: $(MAN_PAGES)
+
+$(DIST)/man/%: docs/man/%.md
+	@mkdir -p $(@D)
+	$(GO) run $(MD2MAN) -in $< -out $@
+
+deb: man
+	@mkdir -p $(DIST)/bin
+	@for b in $(BINARIES); do \
+		CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $(DIST)/bin/cryophile-$$b ./cmd/$$b || exit 1; \
+	done
+	@for m in $(MAN_PAGES); do gzip -9nc $$m > $$m.gz || exit 1; done
+	rm -f $(DIST)/cryophile_*.deb
+	DIST=$(DIST) DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$(DEB_ARCH) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+		$(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
+	@ls $(DIST)/cryophile_*.deb
+
+# The packaging tests alone (they also run in `make integration`).
+deb-test:
+	CRYOPHILE_INTEGRATION=1 $(GO) test -tags integration -count=1 -run 'TestDeb' -v ./packaging/
+
+recovery-test:
+	CRYOPHILE_INTEGRATION=1 $(GO) test -tags integration -count=1 -run 'TestRecoveryDoc' -v ./packaging/
+
+systemd-test:
+	CRYOPHILE_INTEGRATION=1 $(GO) test -tags integration -count=1 -run 'TestSystemd' -v ./packaging/
+
+packaging-test:
+	CRYOPHILE_INTEGRATION=1 $(GO) test -tags integration -count=1 -v ./packaging/

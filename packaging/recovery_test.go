@@ -134,26 +134,7 @@ func TestRecoveryDoc(t *testing.T) {
 
 	// A key pair made with gpg; the recovery imports the secret key into
 	// a GNUPGHOME of its own.
-	keyHome := filepath.Join(work, "keyring")
-	if err := os.Mkdir(keyHome, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	gpgEnv := []string{"GNUPGHOME=" + keyHome}
-	run(t, work, gpgEnv, "gpg", "--batch", "--passphrase", "", "--quick-gen-key", "cryophile recovery test <recovery@example.org>", "ed25519", "cert", "never")
-	fpr := ""
-	for _, line := range strings.Split(run(t, work, gpgEnv, "gpg", "--batch", "--with-colons", "--list-keys"), "\n") {
-		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
-			fpr = f[9]
-			break
-		}
-	}
-	if fpr == "" {
-		t.Fatal("no fingerprint in gpg --list-keys")
-	}
-	run(t, work, gpgEnv, "gpg", "--batch", "--passphrase", "", "--quick-add-key", fpr, "cv25519", "encr", "never")
-	cert, secret := filepath.Join(work, "cert.pgp"), filepath.Join(work, "secret.pgp")
-	writeFile(t, cert, run(t, work, gpgEnv, "gpg", "--batch", "--export", fpr))
-	writeFile(t, secret, run(t, work, gpgEnv, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", fpr))
+	cert, secret := makeKey(t, work)
 
 	// 3.5 MiB, half random, half compressible: four 1 MiB fragments or so.
 	data := make([]byte, 3<<20+512<<10)
@@ -252,6 +233,35 @@ export AWS_REGION=%s
 			t.Errorf("the curl block's output has no %s", want)
 		}
 	}
+}
+
+// makeKey makes an OpenPGP key pair with gpg (ed25519 primary, cv25519
+// encryption subkey, no passphrase) and exports it into dir as cert.pgp
+// and secret.pgp.
+func makeKey(t *testing.T, dir string) (cert, secret string) {
+	t.Helper()
+	need(t, "gpg")
+	keyHome, err := os.MkdirTemp(dir, "keyring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpgEnv := []string{"GNUPGHOME=" + keyHome}
+	run(t, dir, gpgEnv, "gpg", "--batch", "--passphrase", "", "--quick-gen-key", "cryophile test <test@example.org>", "ed25519", "cert", "never")
+	fpr := ""
+	for _, line := range strings.Split(run(t, dir, gpgEnv, "gpg", "--batch", "--with-colons", "--list-keys"), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
+			fpr = f[9]
+			break
+		}
+	}
+	if fpr == "" {
+		t.Fatal("no fingerprint in gpg --list-keys")
+	}
+	run(t, dir, gpgEnv, "gpg", "--batch", "--passphrase", "", "--quick-add-key", fpr, "cv25519", "encr", "never")
+	cert, secret = filepath.Join(dir, "cert.pgp"), filepath.Join(dir, "secret.pgp")
+	writeFile(t, cert, run(t, dir, gpgEnv, "gpg", "--batch", "--export", fpr))
+	writeFile(t, secret, run(t, dir, gpgEnv, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", fpr))
+	return cert, secret
 }
 
 func writeFile(t *testing.T, name, content string) {

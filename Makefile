@@ -58,7 +58,7 @@ DIST ?= dist
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # vX.Y.Z tags give X.Y.Z (X.Y.Z+N.gHASH after them); no tag gives
 # 0~gitDATE.HASH, which sorts before any release.
-DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-/+/g' || \
+DEB_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+/g' | grep . || \
 	echo "0~git$$(git log -1 --date=format:%Y%m%d --format=%cd 2>/dev/null || echo 0).$$(git rev-parse --short=7 HEAD 2>/dev/null || echo none)")
 DEB_ARCH ?= $(shell $(GO) env GOARCH)
 MAN_SOURCES := $(wildcard docs/man/*.md)

@@ -168,6 +168,26 @@ region = %q
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
 	cryoEnv := append([]string{"HOME=" + home, "CRYOPHILE_CONFIG=", "CRYOPHILE_SPOOL="}, awsEnv...)
+
+	// Every aws CLI at hand: Debian's (2.9, which ignores AWS_ENDPOINT_URL)
+	// and whichever comes first on PATH.
+	var clis []string
+	for _, c := range []string{need(t, "aws"), "/usr/bin/aws"} {
+		if _, err := os.Stat(c); err == nil && !slices.Contains(clis, c) {
+			clis = append(clis, c)
+		}
+	}
+	for i, cli := range clis {
+		t.Run(fmt.Sprintf("aws%d", i+1), func(t *testing.T) {
+			t.Logf("aws CLI %s", cli)
+			recoverWith(t, env, cli, bin, work, config, vault, cert, secret, data, input, string(doc), cryoEnv, awsEnv)
+		})
+	}
+}
+
+// recoverWith backs data up into a new archive of the vault, then follows
+// docs/RECOVERY.md with the aws CLI cli and compares what it recovers.
+func recoverWith(t *testing.T, env *s3test.Env, cli, bin, work, config, vault, cert, secret string, data []byte, input, doc string, cryoEnv, awsEnv []string) {
 	id := strings.TrimSpace(run(t, work, cryoEnv, filepath.Join(bin, "cryophile-backup"), "--config", config,
 		"--vault", vault, "--prefix", "host1/data", "--recipient", cert, "--size", "1M", "--input", input))
 	ulid := id[strings.LastIndex(id, "/")+1:]
@@ -180,7 +200,7 @@ region = %q
 	// The fragments really are archived: the recovery has to restore them.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = env.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(archive + "/chunk.000001")})
+	_, err := env.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(archive + "/chunk.000001")})
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidObjectState" {
 		t.Fatalf("GET of an archived fragment before any restore: %v, want InvalidObjectState", err)
@@ -194,15 +214,20 @@ DAYS=1
 POLL=1
 export AWS_REGION=%s
 `, env.Bucket, archive, secret, env.Region)
-	recovery := filepath.Join(work, "recovery")
+	recovery := t.TempDir()
 	recoveryHome := filepath.Join(recovery, ".gnupg")
 	if err := os.MkdirAll(recoveryHome, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	// The script runs no cryophile binary: bin is a temporary directory
-	// that is not on PATH, and nothing else builds one.
-	scriptEnv := append(append(os.Environ(), awsEnv...), "GNUPGHOME="+recoveryHome, "AWS_ENDPOINT_URL="+env.Endpoint)
-	script := recoveryScript(t, string(doc), settings, "sh")
+	// that is not on PATH, and nothing else builds one. cli comes first.
+	tools := t.TempDir()
+	if err := os.Symlink(cli, filepath.Join(tools, "aws")); err != nil {
+		t.Fatal(err)
+	}
+	scriptEnv := append(append(os.Environ(), awsEnv...), "GNUPGHOME="+recoveryHome, "AWS_ENDPOINT_URL="+env.Endpoint,
+		"PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"))
+	script := recoveryScript(t, doc, settings, "sh")
 	if n := strings.Count(script, "\n"); n < 40 {
 		t.Fatalf("the steps of docs/RECOVERY.md are %d lines: not all there?", n)
 	}
@@ -224,7 +249,7 @@ export AWS_REGION=%s
 	if err := os.Remove(filepath.Join(recovery, "chunk.000001")); err != nil {
 		t.Fatal(err)
 	}
-	out = runScript(t, recovery, "recovery-curl.sh", recoveryScript(t, string(doc), settings+"set -euo pipefail\n", "sh curl"), scriptEnv)
+	out = runScript(t, recovery, "recovery-curl.sh", recoveryScript(t, doc, settings+"set -euo pipefail\n", "sh curl"), scriptEnv)
 	if got := readFile(t, filepath.Join(recovery, "chunk.000001")); got != viaCLI {
 		t.Errorf("curl downloaded %d bytes of chunk.000001, the aws CLI %d different ones", len(got), len(viaCLI))
 	}
@@ -232,6 +257,13 @@ export AWS_REGION=%s
 		if !strings.Contains(out, want) {
 			t.Errorf("the curl block's output has no %s", want)
 		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -262,11 +294,4 @@ func makeKey(t *testing.T, dir string) (cert, secret string) {
 	writeFile(t, cert, run(t, dir, gpgEnv, "gpg", "--batch", "--export", fpr))
 	writeFile(t, secret, run(t, dir, gpgEnv, "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", fpr))
 	return cert, secret
-}
-
-func writeFile(t *testing.T, name, content string) {
-	t.Helper()
-	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }

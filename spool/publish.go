@@ -28,9 +28,18 @@ type StagedFile struct {
 	queueDir string
 	name     string
 
+	// written and flushed track early writeback (see Write).
+	written, flushed int64
+
 	mu   sync.Mutex
 	done bool
 }
+
+// writebackChunk is how much is written before the kernel is asked to start
+// writing it back. Without it a 1 GiB fragment reaches Commit with up to
+// 1 GiB of dirty pages and its fsync stalls the whole pipeline for seconds
+// (measured: backup --aead to ext4 ran at 2/3 of its tmpfs speed).
+const writebackChunk = 8 << 20
 
 var _ archive.FragmentFile = (*StagedFile)(nil)
 
@@ -69,13 +78,28 @@ func checkName(name string) error {
 // Name returns the name the file is published under.
 func (f *StagedFile) Name() string { return f.name }
 
-// Write writes to the staging file.
+// Write writes to the staging file. Every writebackChunk bytes it starts
+// the kernel's writeback of what was written (sync_file_range, which does
+// not wait), and waits for the chunk before that, so Commit's fsync has
+// little left to do and dirty pages stay bounded.
 func (f *StagedFile) Write(p []byte) (int, error) {
 	n, err := f.f.Write(p)
 	if err != nil {
-		err = fmt.Errorf("write %s: %w", f.tmp, err)
+		return n, fmt.Errorf("write %s: %w", f.tmp, err)
 	}
-	return n, err
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackChunk {
+		fd := int(f.f.Fd())
+		// Errors here are not fatal: Commit's fsync is what makes the
+		// file durable and reports any I/O error.
+		_ = unix.SyncFileRange(fd, f.flushed, f.written-f.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		if f.flushed >= writebackChunk {
+			prev := f.flushed - writebackChunk
+			_ = unix.SyncFileRange(fd, prev, writebackChunk, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		}
+		f.flushed = f.written
+	}
+	return n, nil
 }
 
 // Commit fsyncs the staging file, publishes it as queueDir/name without ever

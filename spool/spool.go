@@ -42,10 +42,17 @@ const StatusName = "status.json"
 // belongs to a dead writer.
 const LockName = ".lock"
 
-// Modes of what the spool creates (before the umask). Directories and files
-// are group-accessible: the cryophile group runs backup and restore.
+// Modes of what the spool creates (before the umask; the cryophile commands
+// set their umask to 007, see internal/cli). Members of the spool's group
+// (cryophile) run backup and restore while the daemons run as the cryophile
+// user, so directories are group-writable: freeze writes receipts into and
+// deletes fragments from archive directories a backup user made; restore
+// deletes fragments thaw published and files requests into thaw/. Files are
+// group-readable only: nobody rewrites another's file, consumers only read
+// and unlink. With the spool root setgid (tmpfiles: 2770 cryophile
+// cryophile) every directory and file below it belongs to the group.
 const (
-	DirMode  fs.FileMode = 0o750
+	DirMode  fs.FileMode = 0o770
 	FileMode fs.FileMode = 0o640
 )
 

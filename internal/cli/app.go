@@ -10,6 +10,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/journal"
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the cryophile version, set at build time with
@@ -53,6 +54,11 @@ func NewApp(name, usage string, flags []ucli.Flag, action ucli.ActionFunc) *ucli
 // Run runs app with args, maps the outcome to an exit status and prints the
 // error, if any, the cryophile way.
 func Run(ctx context.Context, app *ucli.App, args []string, classify ...Classifier) int {
+	// The spool is shared by the cryophile group (spool.DirMode): what one
+	// member creates, the daemons and other members must be able to
+	// consume. Nothing cryophile writes outside the spool depends on the
+	// umask (restore's --output is created 0600 explicitly).
+	unix.Umask(0o007)
 	err := app.RunContext(ctx, args)
 	if err != nil && app.Action != nil {
 		// Flag-parsing errors from urfave/cli are usage errors.

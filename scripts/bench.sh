@@ -18,7 +18,7 @@ mkdir -m 700 "$GNUPGHOME"
 
 echo "bench: generating ${size_mib} MiB input (tar of /usr/share + random) in $work" >&2
 half=$((size_mib / 2))
-{ tar cf - /usr/share 2>/dev/null | head -c "${half}M"; head -c "$((size_mib - half))M" /dev/urandom; } > "$work/input"
+{ (tar cf - /usr/share 2>/dev/null || true) | head -c "${half}M"; head -c "$((size_mib - half))M" /dev/urandom; } > "$work/input"
 bytes=$(stat -c %s "$work/input")
 
 gpg --batch --quiet --passphrase '' --quick-gen-key 'bench <bench@example.org>' default default never 2>/dev/null

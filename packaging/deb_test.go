@@ -16,10 +16,44 @@ import (
 	"testing"
 )
 
-// buildDeb runs `make deb` with its output in dist and returns the .deb.
-func buildDeb(t *testing.T, dist string) string {
+// snapshot copies the work tree (tracked and untracked files, not the
+// ignored ones) into a new directory, so that two builds see the same
+// sources while others edit and commit in the tree. It returns the copy
+// and the make variables that would come from git there: the version and
+// SOURCE_DATE_EPOCH of the work tree's last commit.
+func snapshot(t *testing.T) (dir string, vars []string) {
 	t.Helper()
-	run(t, repoRoot(t), nil, "make", "--no-print-directory", "deb", "DIST="+dist)
+	root := repoRoot(t)
+	vars = strings.Fields(run(t, root, nil, "make", "--no-print-directory", "-s", "--eval",
+		"print-deb-vars:\n\t@echo VERSION=$(VERSION) DEB_VERSION=$(DEB_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)", "print-deb-vars"))
+	if len(vars) != 3 {
+		t.Fatalf("make variables %q", vars)
+	}
+	dir = t.TempDir()
+	for _, name := range strings.Split(run(t, root, nil, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"), "\x00") {
+		fi, err := os.Lstat(filepath.Join(root, name))
+		if name == "" || err != nil || !fi.Mode().IsRegular() {
+			continue // deleted in the work tree, or not a file
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, vars
+}
+
+// buildDeb runs `make deb` in the tree src with vars, its output in dist,
+// and returns the .deb.
+func buildDeb(t *testing.T, src string, vars []string, dist string) string {
+	t.Helper()
+	run(t, src, nil, "make", append([]string{"--no-print-directory", "deb", "DIST=" + dist}, vars...)...)
 	debs, _ := filepath.Glob(filepath.Join(dist, "cryophile_*.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("make deb DIST=%s made %v, want one cryophile_*.deb", dist, debs)
@@ -52,8 +86,9 @@ func TestDeb(t *testing.T) {
 		t.Skip("dpkg --root needs root to give installed files their owners")
 	}
 	work := t.TempDir()
-	deb := buildDeb(t, filepath.Join(work, "dist1"))
-	deb2 := buildDeb(t, filepath.Join(work, "dist2"))
+	src, vars := snapshot(t)
+	deb := buildDeb(t, src, vars, filepath.Join(work, "dist1"))
+	deb2 := buildDeb(t, src, vars, filepath.Join(work, "dist2"))
 	if filepath.Base(deb) != filepath.Base(deb2) {
 		t.Fatalf("two builds named %s and %s", filepath.Base(deb), filepath.Base(deb2))
 	}
@@ -152,7 +187,7 @@ func TestDeb(t *testing.T) {
 			t.Errorf("installed %s: %s, want %s root", path, got, strings.Fields(w)[0])
 		}
 	}
-	if compare := readFile(t, filepath.Join(repoRoot(t), "config/example.toml")); readFile(t, filepath.Join(root, "etc/cryophile/cryophile.toml")) != compare {
+	if compare := readFile(t, filepath.Join(src, "config/example.toml")); readFile(t, filepath.Join(root, "etc/cryophile/cryophile.toml")) != compare {
 		t.Errorf("installed /etc/cryophile/cryophile.toml is not config/example.toml")
 	}
 	// Nothing enabled: no unit linked into a target's .wants.
@@ -168,6 +203,11 @@ func TestDeb(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "cryophile-"+c) || !strings.Contains(string(out), "--spool") {
 			t.Errorf("installed cryophile-%s --help: %v\n%s", c, err, out)
+		}
+		cmd = exec.Command(filepath.Join(root, "usr/bin/cryophile-"+c), "--version")
+		out, err = cmd.CombinedOutput()
+		if version := strings.TrimPrefix(vars[0], "VERSION="); err != nil || !strings.Contains(string(out), version) {
+			t.Errorf("installed cryophile-%s --version: %v: %q, want %s", c, err, out, version)
 		}
 	}
 

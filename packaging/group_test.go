@@ -32,14 +32,9 @@ const (
 // The restored stream must equal the original, and freeze must have
 // emptied the queue.
 //
-// It fails with spool's current modes (directories 0750): the daemons
-// cannot write into the archive directories a member created, nor a member
-// into those the daemons created. It runs when CRYOPHILE_GROUP_SPOOL=1
-// until spool creates group-writable directories whatever the umask.
+// It holds because spool creates directories 0770 and every command sets
+// its umask to 007 whatever the caller's (internal/cli).
 func TestGroupSharesSpool(t *testing.T) {
-	if os.Getenv("CRYOPHILE_GROUP_SPOOL") == "" {
-		t.Skip("set CRYOPHILE_GROUP_SPOOL=1: known to fail until spool creates its directories group-writable (0770/2770) whatever the umask")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run processes as other users")
 	}

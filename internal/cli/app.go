@@ -87,21 +87,16 @@ func SetupLogging(c *ucli.Context) error {
 	case c.Bool("quiet"):
 		level = slog.LevelError
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if ok, _ := journal.StderrIsJournalStream(); ok {
-		// journald stamps every line itself.
-		opts.ReplaceAttr = dropTime
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	if ok, _ := journal.StderrIsJournalStream(); ok && journal.Enabled() {
+		// Under systemd: structured fields (ARCHIVE=, KEY=, FRAGMENT=…)
+		// straight to journald, which stamps the time itself.
+		h = newJournalHandler(level)
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)).With("prog", c.App.Name))
+	slog.SetDefault(slog.New(h).With("prog", c.App.Name))
 	return nil
 }
 
-func dropTime(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.TimeKey {
-		return slog.Attr{}
-	}
-	return a
-}
 
 // Printer writes human messages on stderr with the program's prefix.
 type Printer struct {

@@ -239,7 +239,7 @@ func backup(ctx context.Context, c *ucli.Context) error {
 	go func() { done <- pipeline(ctx, o, out, in, producer, &w) }()
 	var progress *cli.Progress
 	if o.progress && !o.quiet {
-		progress = startProgress(w.Load)
+		progress = startProgress(w.Load, o.wopts.FragmentSize)
 	}
 	select {
 	case err = <-done:
@@ -328,14 +328,15 @@ func (r readerOnly) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func startProgress(w func() *archive.Writer) *cli.Progress {
+func startProgress(w func() *archive.Writer, fragmentSize int64) *cli.Progress {
 	return cli.StartProgress(os.Stderr, time.Second, func(elapsed time.Duration) string {
 		wr := w()
 		if wr == nil {
 			return prog + ": starting"
 		}
 		in, out := wr.Stats()
-		return fmt.Sprintf("%s: %s in, %s out, %s", prog, cli.Bytes(in), cli.Bytes(out), cli.Rate(in, elapsed))
+		return fmt.Sprintf("%s: %s in, %s out, %s, fragment %d", prog, cli.Bytes(in), cli.Bytes(out),
+			cli.Rate(in, elapsed), out/fragmentSize+1)
 	})
 }
 

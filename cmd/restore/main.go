@@ -229,7 +229,12 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 	if (c.Bool("progress") || cli.StderrIsTerminal()) && !c.Bool("quiet") {
 		progress = cli.StartProgress(os.Stderr, time.Second, func(elapsed time.Duration) string {
 			n := written.Load()
-			return fmt.Sprintf("%s: %s of %s, %s", prog, cli.Bytes(n), cli.Bytes(m.PlaintextBytes), cli.Rate(n, elapsed))
+			eta := "-"
+			if n > 0 && m.PlaintextBytes > n {
+				eta = (time.Duration(float64(elapsed) * float64(m.PlaintextBytes-n) / float64(n))).Round(time.Second).String()
+			}
+			return fmt.Sprintf("%s: %s of %s, %s, %d fragments, ETA %s", prog, cli.Bytes(n), cli.Bytes(m.PlaintextBytes),
+				cli.Rate(n, elapsed), len(m.Fragments), eta)
 		})
 	}
 	_, err = io.CopyBuffer(countingWriter{out, &written}, r, make([]byte, 1<<20))

@@ -97,7 +97,6 @@ func SetupLogging(c *ucli.Context) error {
 	return nil
 }
 
-
 // Printer writes human messages on stderr with the program's prefix.
 type Printer struct {
 	Prog  string

@@ -205,6 +205,13 @@ func backup(ctx context.Context, c *ucli.Context) error {
 		return cli.WithCode(cli.ExitIO, err)
 	}
 	p := &cli.Printer{Prog: prog, Quiet: o.quiet}
+	// What a backup killed with SIGKILL left (staging, fragments without a
+	// manifest) goes now, as README promises, not only at the next freeze
+	// start: it counts against the spool budget this backup waits on.
+	// Live writers hold their lock and are skipped.
+	if _, err := sp.CleanupDeadWriters(); err != nil {
+		cli.Warn(prog, fmt.Sprintf("clean up dead backups: %v", err))
+	}
 	o.budget.Notify = func(msg string) { p.Printf("%s", msg) }
 
 	in, producer, err := openInput(o)

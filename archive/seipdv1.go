@@ -138,6 +138,11 @@ type mdcReader struct {
 
 func (m *mdcReader) Read(p []byte) (int, error) {
 	for {
+		// A failed refill leaves the chunk it decrypted in m.out (after an
+		// MDC mismatch: the last, unauthenticated one): release none of it.
+		if m.err != nil {
+			return 0, m.err
+		}
 		avail := len(m.out) - m.off
 		if !m.eof {
 			avail -= mdcTrailer
@@ -149,9 +154,6 @@ func (m *mdcReader) Read(p []byte) (int, error) {
 		}
 		if m.eof {
 			return 0, io.EOF
-		}
-		if m.err != nil {
-			return 0, m.err
 		}
 		m.err = m.refill()
 	}

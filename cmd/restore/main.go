@@ -159,6 +159,9 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 	}
 
 	keyFile := c.String("key")
+	if err := checkKeyMode(keyFile); err != nil {
+		return err
+	}
 	keys, err := archive.LoadSecretKeys(keyFile, cli.Passphrase(prog, keyFile, c.Int("pass-fd")))
 	if err != nil {
 		return keyError(err)
@@ -344,6 +347,19 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// checkKeyMode refuses a secret key file that its group or others may
+// access, as ssh does: such a key has been exposed, or is about to be.
+// Only regular files are checked (a key can come through /dev/fd/N);
+// a file that cannot be stat'ed is left to LoadSecretKeys to report.
+func checkKeyMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	return cli.WithHint(cli.ExitUsage, fmt.Sprintf("chmod 600 %s", path),
+		fmt.Errorf("key file %s: mode %04o lets group or others read the secret key; refusing it", path, fi.Mode().Perm()))
 }
 
 // keyError maps secret-key loading failures to exit statuses.

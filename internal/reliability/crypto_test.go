@@ -54,15 +54,15 @@ func (a *plainArchive) write(m *archive.Manifest, frags [][]byte) {
 	for i, f := range frags {
 		os.WriteFile(filepath.Join(a.dir, archive.FragmentName(i+1)), f, 0o600)
 	}
-	b, err := json(m)
+	b, err := marshal(m)
 	if err != nil {
 		panic(err)
 	}
 	os.WriteFile(filepath.Join(a.dir, archive.ManifestName), b, 0o600)
 }
 
-// json marshals m without validating it (a forger does not validate).
-func json(m *archive.Manifest) ([]byte, error) {
+// marshal marshals m without validating it (a forger does not validate).
+func marshal(m *archive.Manifest) ([]byte, error) {
 	c := *m
 	return c.Marshal()
 }

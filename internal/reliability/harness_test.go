@@ -518,3 +518,21 @@ func data(n int, seed uint64) ([]byte, string) {
 	s := sha256.Sum256(b)
 	return b, hex.EncodeToString(s[:])
 }
+
+// syncBuf is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -8,6 +8,7 @@
 //
 //	ROOT/                                   0750 cryophile:cryophile
 //	  .NAME.lock                            per-spool daemon locks (LockDaemon)
+//	  NAME.status.json                      daemon status (freeze, thaw), replaced atomically
 //	  backup/VAULT/PREFIX/ULID/             backup's staging directory
 //	  backup/VAULT/PREFIX/ULID/.lock        flock held by the live writer
 //	  backup/VAULT/PREFIX/ULID/.chunk.*.tmp the fragment being written

@@ -107,6 +107,21 @@ func (s *Spool) LockDaemon(name string) (*FileLock, error) {
 	return Lock(filepath.Join(s.root, "."+name+".lock"))
 }
 
+// DaemonRunning reports whether another process (or another lock in this
+// one) holds the daemon lock of name (LockDaemon). When nobody does, it
+// takes the lock and releases it at once: a daemon starting at that very
+// moment may find it taken and exit, to be restarted.
+func (s *Spool) DaemonRunning(name string) (bool, error) {
+	l, err := s.LockDaemon(name)
+	if err == nil {
+		return false, l.Close()
+	}
+	if errors.Is(err, ErrLocked) {
+		return true, nil
+	}
+	return false, err
+}
+
 // LiveWriter reports whether a live cryophile-backup holds the outbox lock
 // of id. It never creates anything. When it cannot tell (the lock file is
 // unreadable, or not a regular file) it reports true, so that nobody

@@ -325,17 +325,7 @@ func Withdraw(sp *spool.Spool, id archive.ID) (int, error) {
 
 // Running reports whether a cryophile-thaw holds sp's daemon lock. The
 // test takes the lock and releases it at once when nobody holds it.
-func Running(sp *spool.Spool) (bool, error) {
-	l, err := sp.LockDaemon(DaemonName)
-	if err == nil {
-		l.Close()
-		return false, nil
-	}
-	if errors.Is(err, spool.ErrLocked) {
-		return true, nil
-	}
-	return false, err
-}
+func Running(sp *spool.Spool) (bool, error) { return sp.DaemonRunning(DaemonName) }
 
 // DaemonName is the name of thaw's per-spool lock (spool.LockDaemon).
 const DaemonName = "thaw"

@@ -88,6 +88,19 @@
 // ("sweeps") whenever the vault has no upload in flight: at each rescan,
 // at the end of Once and when Run stops.
 //
+// # Status file
+//
+// Run and Once keep SPOOL/freeze.status.json (StatusPath), format
+// "cryophile-daemon-status/1" (package internal/daemon): program, pid,
+// version, start and update times, ready, stopped, the queue (a Status)
+// and the last 20 errors with their archive, key and fragment. It is
+// replaced atomically (temporary file in the spool's root, fsync, rename
+// over the old one, fsync of the root) at most once per
+// Options.StatusInterval when something changed, at least once a minute
+// otherwise, and a last time, with "stopped": true, when they return.
+// Options.MetricsFile adds a Prometheus textfile with the same figures.
+// Errors are recorded where they are logged.
+//
 // # Concurrency and locking
 //
 // Run and Once take the spool's "freeze" daemon lock (spool.LockDaemon):

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/cryophile/cryophile/archive"
+	"github.com/cryophile/cryophile/internal/daemon"
 	"github.com/cryophile/cryophile/spool"
 	"github.com/cryophile/cryophile/storage"
 )
@@ -114,24 +115,35 @@ type Options struct {
 	// OnHeartbeat is called from Run's main loop every Heartbeat (for
 	// sd_notify WATCHDOG=1): a stuck loop stops the pings.
 	OnHeartbeat func()
+	// Version is the version written into the status file.
+	Version string
+	// MetricsFile, if set, is a node_exporter textfile that Run and Once
+	// keep up to date along with the status file (see StatusPath).
+	MetricsFile string
+	// StatusInterval is the least time between two writes of the status
+	// file; default 1 s.
+	StatusInterval time.Duration
 }
 
-// Status is the queue depth, for humans.
+// Status is the queue depth: for humans (String), and the "queue" of the
+// status file.
 type Status struct {
 	// Pending fragments and manifests wait for an upload slot.
-	Pending int
+	Pending int `json:"pending"`
 	// Uploading is the number of uploads in flight.
-	Uploading int
+	Uploading int `json:"uploading"`
 	// Waiting is the number of archives whose manifest is not published
 	// yet (backups in progress).
-	Waiting int
+	Waiting int `json:"archives_waiting"`
 	// Uploaded and Completed count fragments and archives finished since
-	// the start.
-	Uploaded, Completed int
+	// the start; UploadedBytes is the size of those fragments.
+	Uploaded      int   `json:"uploaded"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
+	Completed     int   `json:"completed"`
 	// Stopped lists the vaults stopped by a permanent error.
-	Stopped []string
+	Stopped []string `json:"stopped_vaults,omitempty"`
 	// Failed counts archives stopped by a conflict or quarantined.
-	Failed int
+	Failed int `json:"failed"`
 }
 
 // String formats the status for sd_notify STATUS=.
@@ -170,8 +182,12 @@ type Freezer struct {
 	failures   []error         // for Once
 	failed     map[string]bool // archives stopped by a conflict or quarantined
 	uploaded   int
+	upBytes    int64
 	completed  int
 	lastStatus string
+
+	errs   daemon.ErrorLog
+	status *daemon.StatusFile // set by start
 }
 
 // archiveState is what the Freezer knows of one archive directory.
@@ -276,6 +292,7 @@ func (f *Freezer) start() (*spool.FileLock, error) {
 		lock.Close()
 		return nil, fmt.Errorf("freeze: %w", err)
 	}
+	f.status = f.statusFile()
 	f.cleanup()
 	f.cleanStaging()
 	return lock, nil
@@ -320,6 +337,7 @@ func (f *Freezer) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Close()
+	defer f.status.Close()
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchErr := make(chan error, 1)
@@ -352,6 +370,7 @@ func (f *Freezer) Run(ctx context.Context) error {
 	if f.o.OnReady != nil {
 		f.o.OnReady()
 	}
+	f.status.SetReady()
 	f.reportStatus()
 	rescan := time.NewTicker(f.o.Rescan)
 	defer rescan.Stop()
@@ -381,6 +400,7 @@ func (f *Freezer) Run(ctx context.Context) error {
 			f.sweep(ctx, false)
 			if err := f.scan(); err != nil {
 				f.log.Error("rescan", "err", err)
+				f.recordError(archive.ID{}, "", err)
 			}
 			f.dispatch(ctx)
 		}
@@ -399,10 +419,12 @@ func (f *Freezer) Once(ctx context.Context) error {
 		return err
 	}
 	defer lock.Close()
+	defer f.status.Close()
 	defer f.jobs.Wait()
 	if err := f.scan(); err != nil {
 		return err
 	}
+	f.status.SetReady()
 	for {
 		started := f.dispatch(ctx)
 		f.reportStatus()
@@ -480,7 +502,7 @@ func (f *Freezer) Status() Status {
 }
 
 func (f *Freezer) statusLocked() Status {
-	s := Status{Uploaded: f.uploaded, Completed: f.completed, Failed: len(f.failed)}
+	s := Status{Uploaded: f.uploaded, UploadedBytes: f.upBytes, Completed: f.completed, Failed: len(f.failed)}
 	for _, a := range f.archives {
 		s.Uploading += a.running
 		s.Pending += len(a.inflight) - a.running
@@ -497,7 +519,9 @@ func (f *Freezer) statusLocked() Status {
 	return s
 }
 
-// reportStatus calls OnStatus if the status changed since the last call.
+// reportStatus calls OnStatus if the status changed since the last call,
+// and updates the status file (which has its own throttle and change
+// detection: an error is a change).
 func (f *Freezer) reportStatus() {
 	s := f.Status()
 	str := s.String()
@@ -508,6 +532,7 @@ func (f *Freezer) reportStatus() {
 	if changed && f.o.OnStatus != nil {
 		f.o.OnStatus(s)
 	}
+	f.status.Update()
 }
 
 func (f *Freezer) statusChanged() {
@@ -670,6 +695,7 @@ func (f *Freezer) examine(ctx context.Context, id archive.ID) int {
 			err := fmt.Errorf("freeze: archive %s: %w: vault %s is not in the configuration; add it or move %s away",
 				key, ErrUnknownVault, vid, f.sp.Dir(spool.QueueFreeze, id))
 			f.log.Error("unknown vault", "vault", vid, "archive", key, "dir", f.sp.Dir(spool.QueueFreeze, id))
+			f.recordError(id, "", err)
 			f.fail(err)
 		}
 		return 0
@@ -695,6 +721,7 @@ func (f *Freezer) examine(ctx context.Context, id archive.ID) int {
 		f.mu.Unlock()
 		if !errors.Is(err, fs.ErrNotExist) {
 			f.log.Error("list archive", "archive", key, "err", err)
+			f.recordError(id, "", err)
 		}
 		f.statusChanged()
 		return 0
@@ -833,6 +860,7 @@ func (f *Freezer) retry(ctx context.Context, a *archiveState, vs *vaultState, na
 		}
 		d := backoff/2 + rand.N(backoff/2+1)
 		f.log.Warn("upload failed, retrying", "key", objectKey(a.id, name), "vault", vs.v.ID, "attempt", attempt, "in", d.Round(time.Millisecond), "err", err)
+		f.recordError(a.id, name, fmt.Errorf("attempt %d, retrying: %w", attempt, err))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -879,6 +907,7 @@ func (f *Freezer) finish(a *archiveState, vs *vaultState, name string, err error
 			vs.stopped = err
 			vs.retryAt = time.Now().Add(f.o.Rescan)
 			f.log.Error("vault stopped", "vault", vs.v.ID, "err", err, "retry_at", vs.retryAt.Format(time.RFC3339))
+			f.recordError(a.id, name, fmt.Errorf("vault %s stopped until %s: %w", vs.v.ID, vs.retryAt.Format(time.RFC3339), err))
 			f.failures = append(f.failures, fmt.Errorf("freeze: vault %s: %w", vs.v.ID, err))
 		} else if vs.stopped != err {
 			f.log.Debug("upload skipped, vault stopped", "vault", vs.v.ID, "archive", key, "name", name, "err", err)
@@ -887,15 +916,18 @@ func (f *Freezer) finish(a *archiveState, vs *vaultState, name string, err error
 		a.stopped = err
 		f.failed[key] = true
 		quarantine = true
+		f.recordError(a.id, name, err)
 		f.failures = append(f.failures, err)
 	case errors.Is(err, ErrConflict):
 		a.stopped = err
 		f.failed[key] = true
 		f.log.Error("archive stopped", "archive", key, "key", objectKey(a.id, name), "err", err)
+		f.recordError(a.id, name, err)
 		f.failures = append(f.failures, err)
 	default:
 		a.failed[name] = true
 		f.log.Error("upload failed", "key", objectKey(a.id, name), "vault", vs.v.ID, "err", err)
+		f.recordError(a.id, name, err)
 		f.failures = append(f.failures, fmt.Errorf("freeze: archive %s: %s: %w", key, name, err))
 	}
 	f.mu.Unlock()
@@ -911,4 +943,21 @@ func (f *Freezer) fail(err error) {
 	f.mu.Lock()
 	f.failures = append(f.failures, err)
 	f.mu.Unlock()
+}
+
+// recordError keeps err for the status file. id may be zero (no archive),
+// name is a fragment, the manifest or "".
+func (f *Freezer) recordError(id archive.ID, name string, err error) {
+	e := daemon.Error{Message: err.Error()}
+	if id != (archive.ID{}) {
+		e.Archive = id.String()
+		if name != "" {
+			e.Key = objectKey(id, name)
+		}
+	}
+	if _, ferr := archive.ParseFragmentName(name); ferr == nil {
+		e.Fragment = name
+	}
+	f.errs.Add(e)
+	f.statusChanged()
 }

@@ -232,7 +232,13 @@ func (f *Freezer) uploadFragment(ctx context.Context, a *archiveState, vs *vault
 	}
 	// 7. Unlink.
 	fl.Close()
-	return f.unlink(a, name)
+	if err := f.unlink(a, name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.upBytes += size
+	f.mu.Unlock()
+	return nil
 }
 
 // verify checks that key in the vault has size bytes and, where the backend

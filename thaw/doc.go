@@ -98,6 +98,20 @@
 // published thaw never recreates the directory for a status update, so a
 // directory restore removed when it finished stays removed.
 //
+// # Daemon status file
+//
+// Besides each archive's status.json, Run and Once keep one status file
+// for the daemon, SPOOL/thaw.status.json (DaemonStatusPath), format
+// "cryophile-daemon-status/1" (package internal/daemon): program, pid,
+// version, start and update times, ready, stopped, the queue (a Queue:
+// requests in progress, their fragments per state) and the last 20 errors
+// of all requests with their archive and fragment. It is replaced
+// atomically (temporary file in the spool's root, fsync, rename over the
+// old one) at most once per Options.StatusInterval when something
+// changed, at least once a minute otherwise, and a last time, with
+// "stopped": true, when they return. Options.MetricsFile adds a Prometheus
+// textfile with the same figures.
+//
 // # Guarantee to restore
 //
 // Every fragment in restore/ matched the manifest's SHA-256. With a

@@ -127,6 +127,7 @@ func (j *job) run(ctx context.Context) {
 	}
 	if err := j.prepare(); err != nil {
 		t.log.Error("prepare", "archive", j.id, "err", err)
+		t.errs.Add(daemon.Error{Archive: j.id.String(), Message: "prepare: " + err.Error()})
 		return
 	}
 	j.log("restore request", "request", j.req.Path, "tier", j.req.Tier, "days", j.req.Days, "by", j.req.RequestedBy)
@@ -141,6 +142,7 @@ func (j *job) run(ctx context.Context) {
 		j.failure = fail
 		j.st.Failure = fail
 		t.log.Error("restore failed", "archive", j.id, "code", fail.Code, "fragment", fail.Fragment, "err", fail.Message)
+		t.errs.Add(daemon.Error{Archive: j.id.String(), Fragment: fail.Fragment, Message: "restore failed (" + fail.Code + "): " + fail.Message})
 	} else {
 		j.st.Complete = true
 		j.log("all fragments published")
@@ -409,7 +411,10 @@ func (j *job) count() bool {
 	return changed
 }
 
+// addError records an error in the archive's status.json and in the
+// daemon's status file.
 func (j *job) addError(fragment, msg string) {
+	j.t.errs.Add(daemon.Error{Archive: j.id.String(), Fragment: fragment, Message: msg})
 	j.st.Errors = append(j.st.Errors, StatusError{Time: time.Now().UTC(), Fragment: fragment, Message: msg})
 	if len(j.st.Errors) > maxStatusErrors {
 		j.st.Errors = j.st.Errors[len(j.st.Errors)-maxStatusErrors:]

@@ -97,6 +97,15 @@ type Options struct {
 	// Status, if set, receives a one-line summary after each change (for
 	// systemd's STATUS=).
 	Status func(string)
+	// Version is the version written into the daemon status file
+	// (DaemonStatusPath).
+	Version string
+	// MetricsFile, if set, is a node_exporter textfile that Run and Once
+	// keep up to date along with the daemon status file.
+	MetricsFile string
+	// StatusInterval is the least time between two writes of the daemon
+	// status file; default 1 s.
+	StatusInterval time.Duration
 }
 
 // Thaw is the engine of cryophile-thaw.
@@ -118,6 +127,9 @@ type Thaw struct {
 	listNext map[string]time.Time
 	lastList time.Time // when a listing was last published
 	failures []error
+
+	errs   daemon.ErrorLog
+	status *daemon.StatusFile
 }
 
 // New returns an engine for o.
@@ -162,6 +174,7 @@ func New(o Options) (*Thaw, error) {
 		listNext: map[string]time.Time{},
 	}
 	t.beat.Store(time.Now().UnixNano())
+	t.status = t.statusFile()
 	return t, nil
 }
 
@@ -188,6 +201,8 @@ func (t *Thaw) run(ctx context.Context, once bool) error {
 	} else if len(removed) > 0 {
 		t.log.Info("removed staging leftovers", "files", len(removed))
 	}
+	// The status file is written last, once the jobs are done.
+	defer t.status.Close()
 	// Cancel first, then wait: the jobs' goroutines end on cancellation.
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -212,14 +227,18 @@ func (t *Thaw) run(ctx context.Context, once bool) error {
 	}
 	tick := time.NewTicker(t.o.Rescan)
 	defer tick.Stop()
-	for {
+	for first := true; ; first = false {
 		t.beat.Store(time.Now().UnixNano())
 		if err := t.scan(ctx, &wg, finished, once); err != nil {
 			t.log.Error("scan", "err", err)
+			t.errs.Add(daemon.Error{Message: "scan: " + err.Error()})
 			if once {
 				t.stopAll()
 				return err
 			}
+		}
+		if first {
+			t.status.SetReady()
 		}
 		t.report()
 		if once && t.idle() {
@@ -376,6 +395,7 @@ func (t *Thaw) removeOrphans(newest map[string]PendingRequest) {
 func (t *Thaw) reject(p string, e error) {
 	dir := filepath.Join(filepath.Dir(p), rejectedDir)
 	t.log.Error("invalid request set aside", "file", p, "err", e, "to", dir)
+	t.errs.Add(daemon.Error{Message: fmt.Sprintf("invalid request %s set aside in %s: %v", p, dir, e)})
 	if err := os.MkdirAll(dir, spool.DirMode); err == nil {
 		_ = os.Rename(p, filepath.Join(dir, filepath.Base(p)))
 	}
@@ -420,6 +440,7 @@ func (t *Thaw) answerList(ctx context.Context, r PendingRequest, once bool) {
 		l.Failure = failureOf(err)
 		if l.Failure == nil && !once {
 			t.log.Warn("list vault", "vault", r.Vault, "prefix", r.Prefix, "err", err)
+			t.errs.Add(daemon.Error{Message: fmt.Sprintf("list vault %s prefix %q: %v (retrying)", r.Vault, r.Prefix, err)})
 			t.mu.Lock()
 			t.listNext[r.Path] = time.Now().Add(daemon.Jitter(t.o.PollMin))
 			t.mu.Unlock()
@@ -446,30 +467,13 @@ func (t *Thaw) answerList(ctx context.Context, r PendingRequest, once bool) {
 	t.mu.Unlock()
 }
 
-// report sends the summary line to Options.Status.
+// report sends the summary line to Options.Status and updates the daemon
+// status file (throttled, and written only when something changed).
 func (t *Thaw) report() {
-	if t.o.Status == nil {
-		return
+	if t.o.Status != nil {
+		t.o.Status(t.Queue().String())
 	}
-	t.mu.Lock()
-	var c Counts
-	n := len(t.jobs)
-	for _, j := range t.jobs {
-		jc := j.counts()
-		c.Total += jc.Total
-		c.Published += jc.Published
-		c.Downloading += jc.Downloading
-		c.Restoring += jc.Restoring
-		c.Ready += jc.Ready
-		c.Pending += jc.Pending
-	}
-	t.mu.Unlock()
-	if n == 0 {
-		t.o.Status("idle: no restore request")
-		return
-	}
-	t.o.Status(fmt.Sprintf("%d archives: %d/%d fragments published, %d downloading, %d ready, %d restoring, %d pending",
-		n, c.Published, c.Total, c.Downloading, c.Ready, c.Restoring, c.Pending))
+	t.status.Update()
 }
 
 // quarantine moves a fragment that failed verification out of the way

@@ -544,3 +544,50 @@ func TestIntegrationSigtermMidUpload(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationStatus: --status says freeze never ran (exit 69), then
+// that it is running with what it did, then that it stopped.
+func TestIntegrationStatus(t *testing.T) {
+	s := newSetup(t, "", "")
+	status := func() (code int, stdout, stderr string) {
+		cmd := s.command("--status")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.Run()
+		return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+	}
+	if code, _, stderr := status(); code != 69 || !strings.Contains(stderr, "never ran on this spool") {
+		t.Fatalf("--status before any run: exit %d, stderr %q; want 69 and \"never ran\"", code, stderr)
+	}
+	s.publish("host", 2, 10_000)
+	cmd := s.command()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var out string
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out, "2 fragments and 1 archives done") {
+		if time.Now().After(deadline) {
+			t.Fatalf("--status never showed the archive done:\n%s\ndaemon:\n%s", out, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		var code int
+		code, out, _ = status()
+		if code != 0 {
+			out = ""
+		}
+	}
+	if !strings.Contains(out, fmt.Sprintf("cryophile-freeze: running, pid %d", cmd.Process.Pid)) || !strings.Contains(out, "ready: yes") {
+		t.Errorf("--status:\n%s\nwant running with the daemon's pid, ready", out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if code, out, _ := status(); code != 0 || !strings.Contains(out, fmt.Sprintf("cryophile-freeze: not running; last run: pid %d", cmd.Process.Pid)) {
+		t.Errorf("--status after the stop: exit %d:\n%s\nwant not running, last run with the pid", code, out)
+	}
+}

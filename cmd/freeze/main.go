@@ -21,12 +21,18 @@
 // archive's key, or an archive is broken and was quarantined (--once);
 // 69 vault unavailable: a permanent vault error (access denied, no such
 // bucket, invalid storage class) or, with --once, transient errors that
-// did not go away; 74 I/O error; 75 another cryophile-freeze holds the
-// spool, or --once was interrupted.
+// did not go away, or, with --status, no status file (freeze never ran on
+// this spool); 74 I/O error; 75 another cryophile-freeze holds the spool,
+// or --once was interrupted.
+//
+// It keeps a status file, SPOOL/freeze.status.json (see package freeze),
+// which --status prints, and with --metrics-textfile FILE the same figures
+// as Prometheus metrics for node_exporter's textfile collector.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +44,7 @@ import (
 
 	"github.com/cryophile/cryophile/freeze"
 	"github.com/cryophile/cryophile/internal/cli"
+	idaemon "github.com/cryophile/cryophile/internal/daemon"
 	"github.com/cryophile/cryophile/internal/vault"
 	"github.com/cryophile/cryophile/spool"
 	"github.com/cryophile/cryophile/storage"
@@ -59,6 +66,9 @@ func flags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "once", Usage: "upload what is in freeze/ now, then exit (non-zero if anything failed)"},
 		&ucli.IntFlag{Name: "concurrency", Usage: "uploads at once, 1 to 64 (default: config freeze.concurrency, else 4)"},
+		&ucli.StringFlag{Name: "metrics-textfile", Usage: "keep Prometheus metrics in `FILE` (for node_exporter's textfile collector)"},
+		&ucli.BoolFlag{Name: "status", Usage: "print the daemon's status (SPOOL/freeze.status.json) and whether it is running, then exit"},
+		&ucli.BoolFlag{Name: "json", Usage: "with --status: print the status file as it is"},
 	}
 }
 
@@ -97,6 +107,16 @@ func freezeCmd(ctx context.Context, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("status") {
+		return statusCmd(c, cli.SpoolDir(c, cfg))
+	}
+	if c.Bool("json") {
+		return cli.Usagef("--json goes with --status")
+	}
+	metrics, err := cli.MetricsTextfile(c)
+	if err != nil {
+		return err
+	}
 	concurrency := cfg.Freeze.Concurrency
 	if c.IsSet("concurrency") {
 		concurrency = c.Int("concurrency")
@@ -113,6 +133,8 @@ func freezeCmd(ctx context.Context, c *ucli.Context) error {
 		Concurrency: concurrency,
 		Rescan:      cfg.Freeze.Rescan.Duration,
 		OnStatus:    func(s freeze.Status) { notify("STATUS=" + s.String()) },
+		Version:     cli.Version,
+		MetricsFile: metrics,
 	}
 	vopts := vault.Options{
 		PartSize:           int64(cfg.Freeze.PartSize),
@@ -178,4 +200,19 @@ func summarize(err error) error {
 		fmt.Fprintf(os.Stderr, "%s: error: %v\n", prog, e)
 	}
 	return cli.WithCode(cli.Code(err, classify, cli.Classify), fmt.Errorf("%d failures (above); what failed is still in the spool", len(errs)))
+}
+
+// statusCmd is --status: the status file freeze keeps in the spool.
+func statusCmd(c *ucli.Context, spoolDir string) error {
+	sp, err := spool.Open(spoolDir)
+	if err != nil {
+		return cli.WithCode(cli.ExitIO, err)
+	}
+	return cli.ShowStatus(os.Stdout, prog, freeze.StatusPath(sp),
+		func() (bool, error) { return freeze.Running(sp) },
+		func(st *idaemon.Status) (string, error) {
+			var q freeze.Status
+			err := json.Unmarshal(st.Queue, &q)
+			return q.String(), err
+		}, c.Bool("json"))
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -687,4 +688,55 @@ func TestLatestAndCancel(t *testing.T) {
 		_, err := os.Stat(r.sp.Dir(spool.QueueRestore, slow))
 		return os.IsNotExist(err)
 	})
+}
+
+// TestStatus: --status says the daemon never ran (exit 69), then that it
+// is running, with the queue, then that it stopped; --json prints the file.
+func TestStatus(t *testing.T) {
+	r := newRig(t, "")
+	res := r.run(nil, "cryophile-thaw", "--status")
+	if res.code != 69 || !strings.Contains(res.stderr, "never ran on this spool") {
+		t.Fatalf("--status before any run: exit %d, stderr %q; want 69 and \"never ran\"", res.code, res.stderr)
+	}
+	metrics := filepath.Join(t.TempDir(), "thaw.prom")
+	cmd := r.command("cryophile-thaw", "--metrics-textfile", metrics)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "--status saying running and ready", 20*time.Second, func() bool {
+		res = r.run(nil, "cryophile-thaw", "--status")
+		return res.code == 0 && strings.Contains(res.stdout, "cryophile-thaw: running, pid ") && strings.Contains(res.stdout, "ready: yes")
+	})
+	if !strings.Contains(res.stdout, "queue: idle: no restore request") || !strings.Contains(res.stdout, "errors: none") {
+		t.Errorf("--status:\n%s\nwant the queue and no errors", res.stdout)
+	}
+	// --status released the lock it tested: the daemon still holds it.
+	if ok, err := thaw.Running(r.sp); err != nil || !ok {
+		t.Errorf("thaw.Running after --status = %t, %v; want true", ok, err)
+	}
+	res = r.run(nil, "cryophile-thaw", "--status", "--json")
+	var st struct {
+		Format  string `json:"format"`
+		PID     int    `json:"pid"`
+		Ready   bool   `json:"ready"`
+		Stopped bool   `json:"stopped"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil || res.code != 0 {
+		t.Fatalf("--status --json: exit %d, %v:\n%s", res.code, err, res.stdout)
+	}
+	if st.Format != "cryophile-daemon-status/1" || st.PID != cmd.Process.Pid || !st.Ready || st.Stopped {
+		t.Errorf("--status --json = %+v, want format cryophile-daemon-status/1, pid %d, ready", st, cmd.Process.Pid)
+	}
+	if b, err := os.ReadFile(metrics); err != nil || !strings.Contains(string(b), `cryophile_daemon_up{program="cryophile-thaw"} 1`) {
+		t.Errorf("metrics textfile (%v):\n%s\nwant cryophile_daemon_up 1", err, b)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("thaw after SIGTERM: %v", err)
+	}
+	res = r.run(nil, "cryophile-thaw", "--status")
+	if res.code != 0 || !strings.Contains(res.stdout, "cryophile-thaw: not running; last run: pid "+fmt.Sprint(cmd.Process.Pid)) {
+		t.Errorf("--status after the stop: exit %d:\n%s%s\nwant not running, last run with the pid", res.code, res.stdout, res.stderr)
+	}
 }

@@ -3,7 +3,8 @@
 // protocol), lists the archives of a vault, and estimates what a restore
 // costs and how long it takes.
 //
-//	cryophile-thaw [--once] [--concurrency N]
+//	cryophile-thaw [--once] [--concurrency N] [--metrics-textfile FILE]
+//	cryophile-thaw --status [--json]
 //	cryophile-thaw list --vault V [--prefix P] [--json]
 //	cryophile-thaw estimate --vault V [--prefix P] (--ulid U | --latest) [--tier T]
 //
@@ -16,8 +17,13 @@
 //
 // Exit status: 0 success (and a daemon stopped by a signal); 64 usage or
 // configuration error; 65 data error (--once: an archive that does not
-// exist, is incomplete, or has a corrupt fragment); 69 vault unavailable;
-// 74 I/O error; 75 another cryophile-thaw holds the spool, or interrupted.
+// exist, is incomplete, or has a corrupt fragment); 69 vault unavailable,
+// or, with --status, no status file (thaw never ran on this spool); 74 I/O
+// error; 75 another cryophile-thaw holds the spool, or interrupted.
+//
+// It keeps a status file, SPOOL/thaw.status.json (see package thaw),
+// which --status prints, and with --metrics-textfile FILE the same figures
+// as Prometheus metrics for node_exporter's textfile collector.
 package main
 
 import (
@@ -59,6 +65,9 @@ func run(args []string) int {
 	app := cli.NewApp(prog, "bring archives back from the vaults into the spool's restore/ queue", []ucli.Flag{
 		&ucli.BoolFlag{Name: "once", Usage: "serve the requests in thaw/ now, then exit (non-zero if one failed)"},
 		&ucli.IntFlag{Name: "concurrency", Usage: "downloads at once, 1 to 64 (default: config thaw.concurrency, else 4)"},
+		&ucli.StringFlag{Name: "metrics-textfile", Usage: "keep Prometheus metrics in `FILE` (for node_exporter's textfile collector)"},
+		&ucli.BoolFlag{Name: "status", Usage: "print the daemon's status (SPOOL/thaw.status.json) and whether it is running, then exit"},
+		&ucli.BoolFlag{Name: "json", Usage: "with --status: print the status file as it is"},
 	}, func(c *ucli.Context) error { return daemonCmd(ctx, c) })
 	app.Commands = []*ucli.Command{
 		{
@@ -130,6 +139,16 @@ func daemonCmd(ctx context.Context, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("status") {
+		return statusCmd(c, cli.SpoolDir(c, cfg))
+	}
+	if c.Bool("json") {
+		return cli.Usagef("--json goes with --status (or a command: list, estimate)")
+	}
+	metrics, err := cli.MetricsTextfile(c)
+	if err != nil {
+		return err
+	}
 	concurrency := cfg.Thaw.Concurrency
 	if c.IsSet("concurrency") {
 		concurrency = c.Int("concurrency")
@@ -160,6 +179,8 @@ func daemonCmd(ctx context.Context, c *ucli.Context) error {
 		Reserve:         cfg.Budget.ReserveFor(int64(cfg.Backup.FragmentSize)),
 		Prices:          cfg.Thaw.Prices,
 		Status:          n.Status,
+		Version:         cli.Version,
+		MetricsFile:     metrics,
 	}
 	if c.Bool("once") {
 		o.GiveUpAfter = onceAttempts
@@ -310,6 +331,21 @@ func estimateCmd(ctx context.Context, c *ucli.Context) error {
 	}
 	fmt.Printf("%s: %s\n", id, e)
 	return nil
+}
+
+// statusCmd is --status: the daemon status file thaw keeps in the spool.
+func statusCmd(c *ucli.Context, spoolDir string) error {
+	sp, err := spool.Open(spoolDir)
+	if err != nil {
+		return cli.WithCode(cli.ExitIO, err)
+	}
+	return cli.ShowStatus(os.Stdout, prog, thaw.DaemonStatusPath(sp),
+		func() (bool, error) { return thaw.Running(sp) },
+		func(st *daemon.Status) (string, error) {
+			var q thaw.Queue
+			err := json.Unmarshal(st.Queue, &q)
+			return q.String(), err
+		}, c.Bool("json"))
 }
 
 // vaultError gives vault errors their exit status.

@@ -69,6 +69,10 @@ _cryophile() {
 		mapfile -t COMPREPLY < <(compgen -W "bulk standard expedited" -- "$cur")
 		return
 		;;
+	--metrics-textfile)
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
 	--prefix | --timestamp | --ulid | --size | --label | --spool-max | --pass-fd | --before | --days | --concurrency)
 		return # a value nobody can guess
 		;;
@@ -84,7 +88,7 @@ _cryophile() {
 			--pass-fd --output -o --keep --progress $common"
 		;;
 	cryophile-freeze)
-		opts="--once --concurrency $common"
+		opts="--once --concurrency --metrics-textfile --status --json $common"
 		;;
 	cryophile-thaw)
 		local sub=""
@@ -97,7 +101,7 @@ _cryophile() {
 		list) opts="--vault --prefix --json $common" ;;
 		estimate) opts="--vault --prefix --ulid --latest --tier --json $common" ;;
 		*)
-			opts="--once --concurrency $common"
+			opts="--once --concurrency --metrics-textfile --status --json $common"
 			[[ $cur != -* ]] && opts="list estimate"
 			;;
 		esac

@@ -26,6 +26,7 @@ bytes=$(stat -c %s "$work/input")
 gpg --batch --quiet --passphrase '' --quick-gen-key 'bench <bench@example.org>' default default never 2>/dev/null
 gpg --batch --armor --export bench@example.org > "$work/cert.asc"
 gpg --batch --pinentry-mode loopback --passphrase '' --armor --export-secret-keys bench@example.org > "$work/secret.asc"
+chmod 600 "$work/secret.asc"  # restore refuses a secret key others can read
 vault=0b5d7a7e-6c1e-4a8e-9a55-3f4b2e1d9c00
 cat > "$work/cryophile.toml" <<TOML
 spool = "$work/spool"

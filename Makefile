@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/cryophile/cryophile/internal/cli.Version=$(VERSIO
 BINARIES := backup restore freeze thaw
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build test unit integration deps bench demo clean vet
+.PHONY: all build test unit integration deps bench demo clean vet reliability
 
 all: build
 
@@ -34,6 +34,13 @@ unit:
 # tool into a failure instead of a skip.
 integration: build
 	CRYOPHILE_INTEGRATION=1 $(GO) test -tags integration -count=1 -timeout 20m ./...
+	scripts/reliability.sh short
+
+# The reliability and security suite, long form (internal/reliability,
+# scripts/reliability.sh): kill -9 loops, network/storage faults, restart
+# storms, hostile input, tampering, load, every fuzzer for a fixed time.
+reliability: build
+	scripts/reliability.sh long
 
 test: deps vet unit integration
 

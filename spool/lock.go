@@ -77,6 +77,38 @@ func lock(path string, create bool) (*FileLock, error) {
 	return nil, fmt.Errorf("lock %s: %w: the lock file keeps being replaced", path, ErrLocked)
 }
 
+// lockNew creates the lock file path already locked: a temporary file in
+// the same directory is created, flocked, then linked to path (which must
+// not exist yet). So whenever path exists, its creator holds its flock or
+// is dead. With Lock's create-then-flock, CleanupDeadWriters could find a
+// new writer's lock file in the instant before its flock, take the lock
+// and remove a live backup's staging directory (seen with 8 backups
+// starting at once, each cleaning up at start).
+func lockNew(path string) (*FileLock, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(FileMode); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		f.Close()
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("lock %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return &FileLock{path: path, f: f}, nil
+}
+
 // Path returns the lock file's path.
 func (l *FileLock) Path() string { return l.path }
 

@@ -96,7 +96,7 @@ func (s *Spool) NewOutbox(ctx context.Context, id archive.ID, b Budget) (*Outbox
 		return nil, fmt.Errorf("spool: backup %s: %w", id, err)
 	}
 	// From here on the staging directory is ours: undo it on failure.
-	l, err := Lock(filepath.Join(o.staging, LockName))
+	l, err := lockNew(filepath.Join(o.staging, LockName))
 	if err != nil {
 		if !errors.Is(err, ErrLocked) {
 			_ = os.RemoveAll(o.staging)

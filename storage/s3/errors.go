@@ -55,6 +55,9 @@ func errorCode(err error) (code string, status int) {
 	return code, status
 }
 
+// codeless marks hints given for an answer that carried no error code.
+const codeless = "no error code"
+
 // classify says which storage sentinel an S3 error code (and HTTP status)
 // means for operation op, and for configuration errors what to fix.
 func classify(op, code string, status int, bucket string) (sentinel error, hint string) {
@@ -101,6 +104,14 @@ func classify(op, code string, status int, bucket string) (sentinel error, hint 
 		return storage.ErrPermanent, "the service refused the request"
 	}
 	switch status {
+	case http.StatusForbidden:
+		// A 403 whose body was lost (the service may close the
+		// connection while the request body is still being sent, and
+		// the error document is cut). Not for GET, where a 403 may be
+		// InvalidObjectState (an archived object), nor restore.
+		if op == opPut || op == opList || op == opDelete {
+			return storage.ErrPermanent, fmt.Sprintf("access to bucket %s denied (%s), and the service's reason was lost: check the credentials and the bucket's policy", bucket, codeless)
+		}
 	case http.StatusPreconditionFailed:
 		if op == opPut {
 			return storage.ErrExist, ""

@@ -151,6 +151,9 @@ func TestErrorMapping(t *testing.T) {
 		{"list", apiError(400, "AuthorizationHeaderMalformed"), storage.ErrPermanent, "fix the vault's region"},
 		{"restore", apiError(501, "NotImplemented"), storage.ErrPermanent, "does not implement restore"},
 		{"restore", apiError(400, "InvalidArgument"), storage.ErrPermanent, ""},
+		{s3.OpPut, apiError(403, ""), storage.ErrPermanent, "reason was lost"}, // error document cut off
+		{"list", apiError(403, ""), storage.ErrPermanent, "check the credentials"},
+		{"get", apiError(403, ""), nil, ""}, // may be InvalidObjectState: not permanent
 		{s3.OpPut, apiError(503, "SlowDown"), nil, ""},
 		{s3.OpPut, apiError(500, "InternalError"), nil, ""},
 		{s3.OpPut, errors.New("connection reset by peer"), nil, ""},

@@ -79,7 +79,7 @@ func TestDaemonKillLoops(t *testing.T) {
 			rounds := strings.Count(out, ": killed after")
 			sc.note("%d runs, %d kills of the daemon", pass+fail, max(kills, rounds))
 			if err != nil || pass != n {
-				t.Errorf("go test -count %d -run %s %s: %v, %d passed\n%s", n, c.test, c.pkg, err, pass, tail(out, 4000))
+				t.Errorf("go test -count %d -run %s %s: %v, %d passed\n%s", n, c.test, c.pkg, err, pass, failing(out, c.test))
 			}
 		})
 	}
@@ -138,4 +138,21 @@ func scanFailure(t *testing.T, out string) {
 	}
 }
 
-var _ = fmt.Sprint
+// failing returns the output of the failed runs of test in a -v log.
+func failing(out, test string) string {
+	var b strings.Builder
+	var cur []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "=== RUN   "+test) {
+			cur = nil
+		}
+		cur = append(cur, line)
+		if strings.Contains(line, "--- FAIL: "+test) {
+			fmt.Fprintln(&b, strings.Join(cur, "\n"))
+		}
+	}
+	if b.Len() == 0 {
+		return tail(out, 4000)
+	}
+	return tail(b.String(), 8000)
+}

@@ -127,7 +127,10 @@ func TestRecoveryDoc(t *testing.T) {
 
 	// Restores take a few seconds, so step 4 has to poll.
 	env := s3test.StartWith(t, glacier.Options{Delays: map[string]time.Duration{
-		glacier.TierBulk: 3 * time.Second, glacier.TierStandard: 2 * time.Second, glacier.TierExpedited: time.Second,
+		// Bulk (the tier the doc uses) long enough that step 4 must poll
+		// even when the aws CLI is slow to issue step 3's requests on a
+		// busy machine (3 s was not, in a CI run).
+		glacier.TierBulk: 12 * time.Second, glacier.TierStandard: 2 * time.Second, glacier.TierExpedited: time.Second,
 	}})
 	bin := buildBinaries(t, "backup", "freeze")
 	work := t.TempDir()

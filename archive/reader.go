@@ -253,6 +253,11 @@ func (j *joined) Read(p []byte) (int, error) {
 			err = nil
 		} else if err != nil {
 			j.err = fmt.Errorf("fragment %s: read: %w", j.cur.f.Name, err)
+			if j.ctx.Err() != nil {
+				// The verifier failed on a later fragment and stopped
+				// everything: its error names the fragment at fault.
+				j.err = context.Cause(j.ctx)
+			}
 		}
 		if n > 0 || j.err != nil {
 			return n, j.err

@@ -45,6 +45,13 @@ func (s *Spool) CleanupDeadWriters() (removed []archive.ID, err error) {
 func (s *Spool) cleanupOne(id archive.ID) (bool, error) {
 	staging := s.Dir(QueueBackup, id)
 	lockPath := filepath.Join(staging, LockName)
+	// Never create a lock file in another writer's staging directory: a
+	// writer finishing removes its directory with its lock in it, and a
+	// lock file created in between would make that removal fail ("directory
+	// not empty": a complete backup reported as failed; seen with 8
+	// backups at once). Only a directory whose writer died before taking
+	// its lock, past the grace period, gets one.
+	create := false
 	if _, err := os.Lstat(lockPath); errors.Is(err, fs.ErrNotExist) {
 		fi, err := os.Lstat(staging)
 		if err != nil {
@@ -53,8 +60,9 @@ func (s *Spool) cleanupOne(id archive.ID) (bool, error) {
 		if time.Since(fi.ModTime()) < s.cleanupGrace {
 			return false, nil
 		}
+		create = true
 	}
-	l, err := Lock(lockPath)
+	l, err := lock(lockPath, create)
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
 			return false, nil // a live writer

@@ -117,16 +117,13 @@ func freezeCmd(ctx context.Context, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	concurrency := cfg.Freeze.Concurrency
-	if c.IsSet("concurrency") {
-		concurrency = c.Int("concurrency")
-		if concurrency < 1 || concurrency > 64 {
-			return cli.Usagef("--concurrency %d: want 1 to 64", concurrency)
-		}
-	}
-	sp, err := spool.Open(cli.SpoolDir(c, cfg))
+	concurrency, err := cli.Concurrency(c, cfg.Freeze.Concurrency)
 	if err != nil {
-		return cli.WithCode(cli.ExitIO, err)
+		return err
+	}
+	sp, err := cli.OpenSpool(c, cfg)
+	if err != nil {
+		return err
 	}
 	o := freeze.Options{
 		Spool:       sp,

@@ -149,16 +149,13 @@ func daemonCmd(ctx context.Context, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	concurrency := cfg.Thaw.Concurrency
-	if c.IsSet("concurrency") {
-		concurrency = c.Int("concurrency")
-		if concurrency < 1 || concurrency > 64 {
-			return cli.Usagef("--concurrency %d: want 1 to 64", concurrency)
-		}
-	}
-	sp, err := spool.Open(cli.SpoolDir(c, cfg))
+	concurrency, err := cli.Concurrency(c, cfg.Thaw.Concurrency)
 	if err != nil {
-		return cli.WithCode(cli.ExitIO, err)
+		return err
+	}
+	sp, err := cli.OpenSpool(c, cfg)
+	if err != nil {
+		return err
 	}
 	lock, err := sp.LockDaemon(thaw.DaemonName)
 	if err != nil {

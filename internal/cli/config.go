@@ -61,3 +61,26 @@ func Classify(err error) int {
 	}
 	return 0
 }
+
+// OpenSpool opens the spool directory SpoolDir names; a missing or unusable
+// spool is an I/O error (exit status 74) naming it.
+func OpenSpool(c *ucli.Context, cfg *config.Config) (*spool.Spool, error) {
+	sp, err := spool.Open(SpoolDir(c, cfg))
+	if err != nil {
+		return nil, WithCode(ExitIO, err)
+	}
+	return sp, nil
+}
+
+// Concurrency returns --concurrency when given (1 to 64), else def, the
+// config's value.
+func Concurrency(c *ucli.Context, def int) (int, error) {
+	if !c.IsSet("concurrency") {
+		return def, nil
+	}
+	n := c.Int("concurrency")
+	if n < 1 || n > 64 {
+		return 0, Usagef("--concurrency %d: want 1 to 64", n)
+	}
+	return n, nil
+}

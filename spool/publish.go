@@ -258,3 +258,39 @@ func (s *Spool) CleanupStaging(olderThan time.Duration) (removed []string, err e
 	}
 	return removed, errors.Join(errs...)
 }
+
+// ReplaceFile atomically replaces path with b (mode, before the umask): a
+// temporary file in stagingDir (on path's filesystem; path's own directory
+// when empty), fsync, rename over path, fsync of path's directory. Readers
+// see the old file or the new one, never a mix. Unlike PublishFile it
+// overwrites: it is for files that are rewritten in place (status files,
+// listings), never for queue items. path's directory is not created; if it
+// is gone the error wraps fs.ErrNotExist.
+func ReplaceFile(stagingDir, path string, b []byte, mode fs.FileMode) error {
+	if stagingDir == "" {
+		stagingDir = filepath.Dir(path)
+	}
+	f, err := os.CreateTemp(stagingDir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

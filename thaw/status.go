@@ -165,29 +165,7 @@ func writeJSON(tmpDir, path string, v any) error {
 		return err
 	}
 	b = append(b, '\n')
-	f, err := os.CreateTemp(tmpDir, ".status-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(spool.FileMode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return spool.ReplaceFile(tmpDir, path, b, spool.FileMode)
 }
 
 // syncDir fsyncs a directory.

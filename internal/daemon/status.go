@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cryophile/cryophile/spool"
 )
 
 // StatusFormat is the format of a daemon's status file
@@ -109,39 +110,10 @@ func ReadStatus(path string) (*Status, error) {
 	return &s, nil
 }
 
-// WriteFile replaces path atomically with b: a temporary file in path's
-// directory, fsync, rename over path, fsync of the directory. Readers see
-// the old file or the new one, never a mix.
+// WriteFile replaces path atomically with b (spool.ReplaceFile, staged in
+// path's directory): readers see the old file or the new one, never a mix.
 func WriteFile(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return spool.ReplaceFile("", path, b, mode)
 }
 
 // Defaults of StatusFile.

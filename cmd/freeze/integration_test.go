@@ -26,6 +26,7 @@ import (
 
 	"github.com/cryophile/cryophile/archive"
 	"github.com/cryophile/cryophile/internal/s3test"
+	"github.com/cryophile/cryophile/internal/testseed"
 	"github.com/cryophile/cryophile/spool"
 )
 
@@ -398,7 +399,7 @@ func TestIntegrationKill(t *testing.T) {
 		}
 	}()
 
-	rng := mrand.New(mrand.NewPCG(20261125, 3))
+	rng := mrand.New(mrand.NewPCG(testseed.Seed(t, 20261125), 3))
 	kills := 0
 	for round := range rounds {
 		cmd := s.command()

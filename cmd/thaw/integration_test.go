@@ -33,6 +33,7 @@ import (
 	"github.com/cryophile/cryophile/archive"
 	"github.com/cryophile/cryophile/internal/s3test"
 	"github.com/cryophile/cryophile/internal/s3test/glacier"
+	"github.com/cryophile/cryophile/internal/testseed"
 	"github.com/cryophile/cryophile/spool"
 	"github.com/cryophile/cryophile/thaw"
 )
@@ -471,7 +472,7 @@ func TestKill9(t *testing.T) {
 	}
 	rdone := make(chan error, 1)
 	go func() { rdone <- rcmd.Wait() }()
-	rng := mrand.New(mrand.NewPCG(2026, 4))
+	rng := mrand.New(mrand.NewPCG(testseed.Seed(t, 2026), 4))
 	kills := 0
 	for kills < 10 {
 		d := r.startThaw()

@@ -42,8 +42,11 @@ func goTest(t *testing.T, timeout time.Duration, env []string, args ...string) (
 // for the daemons (cmd/freeze TestIntegrationKill: 10 kills of freeze per
 // run while it uploads to the local S3 + Glacier proxy; cmd/thaw TestKill9:
 // 10 kills of thaw per run while a restore streams) with -count, so that
-// the long form kills each daemon ≥ 50 times. The short form leaves them
-// to `make integration`, which already runs them once.
+// the long form kills each daemon ≥ 50 times. Each run of a -count takes
+// the next seed (internal/testseed: the base seed, from
+// CRYOPHILE_RELIABILITY_SEED when set, plus the run's number), so the runs
+// kill at different points; a failed run's log names its seed. The short
+// form leaves them to `make integration`, which already runs them once.
 // CRYOPHILE_RELIABILITY_KILL_COUNT overrides the count.
 func TestDaemonKillLoops(t *testing.T) {
 	n := count(0, 5)

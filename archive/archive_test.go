@@ -418,6 +418,27 @@ func archiveOf(t *testing.T, aead bool) (*archive.Manifest, map[string][]byte, [
 	return m, sink.committed, data
 }
 
+// pkeskEnd returns the offset just past the message's first packet, a PKESK
+// in the new packet format with a one-byte length.
+func pkeskEnd(t *testing.T, msg []byte) int {
+	t.Helper()
+	if msg[0] != 0xc1 || msg[1] >= 192 {
+		t.Fatalf("message starts % x, want a new-format PKESK with a one-byte length", msg[:2])
+	}
+	return 2 + int(msg[1])
+}
+
+// pkeskKeyID returns the offset of the first byte of the first PKESK's key
+// ID (after the header and the version byte).
+func pkeskKeyID(t *testing.T, msg []byte) int {
+	t.Helper()
+	pkeskEnd(t, msg)
+	if msg[2] != 3 {
+		t.Fatalf("PKESK version %d, want 3", msg[2])
+	}
+	return 3
+}
+
 func rehash(m *archive.Manifest, frags map[string][]byte) {
 	var total int64
 	for i, f := range m.Fragments {
@@ -470,6 +491,21 @@ func TestReaderErrors(t *testing.T) {
 			frags["chunk.000001"][150] ^= 1
 			rehash(m, frags)
 		}, wantErr: archive.ErrCorrupt, want: "corrupt", garbled: true},
+		// A damaged session key packet is corruption, not a wrong key.
+		{name: "damaged pkesk", damage: func(m *archive.Manifest, frags map[string][]byte) {
+			frags["chunk.000001"][pkeskEnd(t, frags["chunk.000001"])-1] ^= 1
+			rehash(m, frags)
+		}, wantErr: archive.ErrCorrupt, want: "fragment chunk.000001: the session key packet (PKESK) for key ID"},
+		{name: "damaged pkesk/aead", aead: true, damage: func(m *archive.Manifest, frags map[string][]byte) {
+			frags["chunk.000001"][pkeskEnd(t, frags["chunk.000001"])-1] ^= 1
+			rehash(m, frags)
+		}, wantErr: archive.ErrCorrupt, want: "fragment chunk.000001: the session key packet (PKESK) for key ID"},
+		// A damaged key ID cannot be told from a manifest that is not the
+		// message's: not a recipient, with both explanations.
+		{name: "damaged pkesk key id", damage: func(m *archive.Manifest, frags map[string][]byte) {
+			frags["chunk.000001"][pkeskKeyID(t, frags["chunk.000001"])] ^= 1
+			rehash(m, frags)
+		}, wantErr: archive.ErrNotRecipient, want: "key IDs of the session key packets in chunk.000001 are damaged"},
 		{name: "aead failure", aead: true, damage: func(m *archive.Manifest, frags map[string][]byte) {
 			frags["chunk.000002"][1000] ^= 1
 			rehash(m, frags)

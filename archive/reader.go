@@ -296,21 +296,21 @@ func (r *Reader) decryptLoop(ctx context.Context, src Source, keys openpgp.Entit
 		b, mr, err := openSEIPDv1(br, keys)
 		if err != nil {
 			if j.err == nil && ctx.Err() == nil && errors.Is(err, errNoSessionKey) {
-				return r.notRecipient(j.head, keys)
+				return r.noSessionKey(j.head, keys)
 			}
-			return corrupt("openpgp", err)
+			return corrupt("fragment "+r.m.Fragments[0].Name+": openpgp", err)
 		}
 		body, finish = b, mr.rest
 	} else {
 		md, err := openpgp.ReadMessage(br, keys, nil, &packet.Config{})
 		if err != nil {
 			if j.err == nil && ctx.Err() == nil && errors.Is(err, pgperrors.ErrKeyIncorrect) {
-				return r.notRecipient(j.head, keys)
+				return r.noSessionKey(j.head, keys)
 			}
-			return corrupt("openpgp", err)
+			return corrupt("fragment "+r.m.Fragments[0].Name+": openpgp", err)
 		}
 		if mode, err := messageMode(j.head); err != nil {
-			return corrupt("openpgp header", err)
+			return corrupt("fragment "+r.m.Fragments[0].Name+": openpgp header", err)
 		} else if mode != r.m.Encryption.Mode {
 			return fmt.Errorf("archive %s: %w: message is %s, the manifest says %s", r.m.BackupID, ErrCorrupt, mode, r.m.Encryption.Mode)
 		}
@@ -366,15 +366,37 @@ func fill(r io.Reader, b []byte) (int, error) {
 	return n, nil
 }
 
-func (r *Reader) notRecipient(head []byte, keys openpgp.EntityList) error {
+// noSessionKey explains why none of keys decrypted a session key of the
+// message whose first bytes are head. When the message has a session-key
+// packet (PKESK) for one of keys that does not decrypt with it, the key is
+// right and the packet is damaged: ErrCorrupt naming the first fragment.
+// Otherwise the key is not a recipient: ErrNotRecipient naming both sides'
+// key IDs (and, when the manifest lists the key, the two ways that happens:
+// the manifest is not this message's, or a PKESK's key ID is damaged).
+func (r *Reader) noSessionKey(head []byte, keys openpgp.EntityList) error {
 	var have []string
+	var haveIDs []uint64
 	for _, e := range keys {
 		for _, k := range decryptionKeys(e) {
 			have = append(have, fmt.Sprintf("%016X", k.KeyId))
+			haveIDs = append(haveIDs, k.KeyId)
 		}
 	}
-	return fmt.Errorf("archive %s: %w: encrypted to key IDs %s; the key given has %s", r.m.BackupID, ErrNotRecipient,
-		strings.Join(recipientIDs(head), ", "), strings.Join(have, ", "))
+	ids, _, _ := parseHead(head)
+	first := r.m.Fragments[0].Name
+	for _, id := range ids {
+		if id != 0 && slices.Contains(haveIDs, id) {
+			return fmt.Errorf("archive %s: %w: fragment %s: the session key packet (PKESK) for key ID %016X does not decrypt with that key: the packet is damaged",
+				r.m.BackupID, ErrCorrupt, first, id)
+		}
+	}
+	why := ""
+	if len(r.m.Encryption.Recipients) > 0 {
+		// NewReader checked that the manifest lists one of keys.
+		why = fmt.Sprintf(" (the manifest lists the key given: the manifest is not this message's, or the key IDs of the session key packets in %s are damaged)", first)
+	}
+	return fmt.Errorf("archive %s: %w: encrypted to key IDs %s; the key given has %s%s", r.m.BackupID, ErrNotRecipient,
+		strings.Join(recipientIDs(head), ", "), strings.Join(have, ", "), why)
 }
 
 // parseHead parses the PKESKs and the SEIPD header at the start of a message.

@@ -411,38 +411,98 @@ func TestStreaming(t *testing.T) {
 	t.Logf("first plaintext %v before %s was published", m[last].Sub(firstAt).Round(time.Millisecond), last)
 }
 
-// TestKill9: thaw killed with SIGKILL at random points (seeded) and
-// restarted while a restore waits and streams: the restore completes
-// bit-identical, no fragment is published twice, none is ever seen
-// partial.
+// TestKill9: thaw is killed with SIGKILL at seeded random points, exactly
+// kill9Kills times a run, and restarted, while restores wait and stream.
+// Restores run one at a time; one that finishes before the last kill is
+// followed by the next archive's, so every kill lands while a restore is
+// in progress however fast the machine. Every restore completes
+// bit-identical, no fragment is published twice, none is ever seen partial.
 func TestKill9(t *testing.T) {
 	r := newRig(t, "[budget]\nrestore_max_bytes = \"4MiB\"\n[thaw]\nconcurrency = 2\npoll_interval = \"1s\"\n")
-	data := randomBytes(32<<20, 99)
-	id := r.backup("GLACIER", data)
+	var archives []*killRestore
+	for i := range 3 {
+		data := randomBytes(32<<20, 99+uint64(i))
+		archives = append(archives, &killRestore{id: r.backup("GLACIER", data), data: data})
+	}
 	r.freeze()
-	m, err := archive.ReadManifestFile(filepath.Join(r.spool, "freeze", id.Dir(), archive.ManifestName))
-	if err == nil {
+	if _, err := os.Stat(filepath.Join(r.spool, "freeze", archives[0].id.Dir(), archive.ManifestName)); err == nil {
 		t.Fatalf("freeze left the manifest in freeze/")
 	}
-	dir := r.sp.Dir(spool.QueueRestore, id)
+	rng := mrand.New(mrand.NewPCG(testseed.Seed(t, 2026), 4))
+	restores := 0
+	start := func() *killRestore {
+		a := *archives[restores%len(archives)]
+		restores++
+		a.start(r)
+		return &a
+	}
+	cur := start()
+	for kill := range kill9Kills {
+		if cur.finished() {
+			cur.check(r)
+			t.Logf("kill %d: restore %d finished, starting the next", kill, restores)
+			cur = start()
+		}
+		d := r.startThaw()
+		delay := time.Duration(20+rng.IntN(300)) * time.Millisecond
+		select {
+		case cur.err = <-cur.exited:
+			cur.done = true
+		case <-time.After(delay):
+		}
+		d.Process.Kill()
+		d.Wait()
+		t.Logf("kill %d: killed after %v", kill, delay)
+	}
+	r.startThaw()
+	cur.wait(r, 2*time.Minute)
+	cur.check(r)
+	t.Logf("%d kills; %d restores", kill9Kills, restores)
+}
+
+// kill9Kills is how many times TestKill9 kills thaw in a run.
+const kill9Kills = 10
+
+// killRestore is one restore of TestKill9, watched: fsnotify on its
+// restore/ directory counts what thaw publishes there and catches partial
+// fragments.
+type killRestore struct {
+	id   archive.ID
+	data []byte
+
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	exited chan error
+	err    error
+	done   bool
+	w      *fsnotify.Watcher
+	seen   chan killSeen
+}
+
+// killSeen is what the watcher saw in a restore's directory.
+type killSeen struct {
+	count   map[string]int
+	partial []string
+}
+
+// start watches the restore directory and starts cryophile-restore.
+func (k *killRestore) start(r *rig) {
+	r.t.Helper()
+	dir := r.sp.Dir(spool.QueueRestore, k.id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	defer w.Close()
 	if err := w.Add(dir); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	type seen struct {
-		count   map[string]int
-		partial []string
-	}
-	result := make(chan seen, 1)
+	k.w, k.seen = w, make(chan killSeen, 1)
 	go func() {
-		s := seen{count: map[string]int{}}
+		var m *archive.Manifest
+		s := killSeen{count: map[string]int{}}
 		for ev := range w.Events {
 			name := filepath.Base(ev.Name)
 			if !ev.Has(fsnotify.Create) || strings.HasPrefix(name, ".") {
@@ -461,62 +521,68 @@ func TestKill9(t *testing.T) {
 				}
 			}
 		}
-		result <- s
+		k.seen <- s
 	}()
-	out := filepath.Join(t.TempDir(), "out")
-	rcmd := r.command("cryophile-restore", "--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", r.secret, "--tier", "expedited", "--output", out)
-	var rerr bytes.Buffer
-	rcmd.Stderr = &rerr
-	if err := rcmd.Start(); err != nil {
-		t.Fatal(err)
+	out := filepath.Join(r.t.TempDir(), "out")
+	k.cmd = r.command("cryophile-restore", "--vault", k.id.Vault.String(), "--prefix", k.id.Prefix, "--ulid", k.id.ULID.String(), "--key", r.secret, "--tier", "expedited", "--output", out)
+	k.stderr.Reset()
+	k.cmd.Stderr = &k.stderr
+	if err := k.cmd.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	rdone := make(chan error, 1)
-	go func() { rdone <- rcmd.Wait() }()
-	rng := mrand.New(mrand.NewPCG(testseed.Seed(t, 2026), 4))
-	kills := 0
-	for kills < 10 {
-		d := r.startThaw()
-		select {
-		case err := <-rdone:
-			rdone <- err
-		case <-time.After(time.Duration(20+rng.IntN(300)) * time.Millisecond):
-		}
-		d.Process.Kill()
-		d.Wait()
-		kills++
-		if len(rdone) > 0 {
-			break
-		}
+	k.exited = make(chan error, 1)
+	go func() { k.exited <- k.cmd.Wait() }()
+}
+
+// finished reports whether the restore has exited.
+func (k *killRestore) finished() bool {
+	if k.done {
+		return true
 	}
-	r.startThaw()
-	var rerrv error
 	select {
-	case rerrv = <-rdone:
-	case <-time.After(2 * time.Minute):
-		rcmd.Process.Kill()
-		t.Fatalf("restore did not finish after %d kills\n%s", kills, rerr.String())
+	case k.err = <-k.exited:
+		k.done = true
+	default:
 	}
-	if rerrv != nil {
-		t.Fatalf("restore: %v\n%s", rerrv, rerr.String())
+	return k.done
+}
+
+// wait waits for the restore to exit.
+func (k *killRestore) wait(r *rig, d time.Duration) {
+	r.t.Helper()
+	if k.finished() {
+		return
 	}
-	got, _ := os.ReadFile(out)
-	if sha(got) != sha(data) {
-		t.Fatalf("restored %d bytes, not the %d backed up", len(got), len(data))
+	select {
+	case k.err = <-k.exited:
+		k.done = true
+	case <-time.After(d):
+		k.cmd.Process.Kill()
+		r.t.Fatalf("restore of %s did not finish\n%s", k.id, k.stderr.String())
 	}
-	w.Close()
-	s := <-result
+}
+
+// check checks a finished restore: exit 0, the data bit-identical, every
+// name published once, nothing seen partial.
+func (k *killRestore) check(r *rig) {
+	r.t.Helper()
+	if k.err != nil {
+		r.t.Fatalf("restore of %s: %v\n%s", k.id, k.err, k.stderr.String())
+	}
+	got, _ := os.ReadFile(k.cmd.Args[len(k.cmd.Args)-1])
+	if sha(got) != sha(k.data) {
+		r.t.Fatalf("restore of %s: %d bytes, not the %d backed up", k.id, len(got), len(k.data))
+	}
+	k.w.Close()
+	s := <-k.seen
 	for name, n := range s.count {
 		if n != 1 && name != spool.StatusName {
-			t.Errorf("%s published %d times", name, n)
+			r.t.Errorf("restore of %s: %s published %d times", k.id, name, n)
 		}
 	}
 	if len(s.partial) > 0 {
-		t.Errorf("partial files seen: %v", s.partial)
+		r.t.Errorf("restore of %s: partial files seen: %v", k.id, s.partial)
 	}
-	if kills < 5 {
-		t.Errorf("only %d kills before the restore finished: the test did not test much", kills)
-	}
-	t.Logf("%d kills; %d names published", kills, len(s.count))
 }
 
 // TestThawNotRunning: restore says it waits for thaw and how to start it;

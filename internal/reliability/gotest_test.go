@@ -41,7 +41,7 @@ func goTest(t *testing.T, timeout time.Duration, env []string, args ...string) (
 // TestDaemonKillLoops re-runs the seeded kill -9 loops that already exist
 // for the daemons (cmd/freeze TestIntegrationKill: 10 kills of freeze per
 // run while it uploads to the local S3 + Glacier proxy; cmd/thaw TestKill9:
-// 10 kills of thaw per run while a restore streams) with -count, so that
+// 10 kills of thaw per run while restores stream) with -count, so that
 // the long form kills each daemon ≥ 50 times. Each run of a -count takes
 // the next seed (internal/testseed: the base seed, from
 // CRYOPHILE_RELIABILITY_SEED when set, plus the run's number), so the runs
@@ -80,7 +80,11 @@ func TestDaemonKillLoops(t *testing.T) {
 				kills += k
 			}
 			rounds := strings.Count(out, ": killed after")
-			sc.note("%d runs, %d kills of the daemon", pass+fail, max(kills, rounds))
+			kills = max(kills, rounds)
+			sc.note("%d runs, %d kills of the daemon", pass+fail, kills)
+			if kills < 10*n {
+				t.Errorf("%d kills of the daemon in %d runs, want ≥ %d", kills, n, 10*n)
+			}
 			if err != nil || pass != n {
 				t.Errorf("go test -count %d -run %s %s: %v, %d passed\n%s", n, c.test, c.pkg, err, pass, failing(out, c.test))
 			}

@@ -234,6 +234,15 @@ type env struct {
 	cert   string // recipient certificate
 	secret string // its secret key (0600, no passphrase)
 	osEnv  []string
+	// creds, when set, are the credentials each program (by name) runs
+	// with; a program not in it runs as the test (root). See newSharedEnv.
+	creds map[string]*syscall.Credential
+	// wrap, when set, may rewrite each command before it starts (to run
+	// it under strace, say).
+	wrap func(prog string, cmd *exec.Cmd)
+	// member, when set, owns the directories scratch makes: the user
+	// restore runs as.
+	member *syscall.Credential
 
 	mu      sync.Mutex
 	daemons []*exec.Cmd
@@ -244,7 +253,12 @@ type env struct {
 // config before the vault.
 func newEnv(t testing.TB, spoolDir, extra string) *env {
 	t.Helper()
-	dir := t.TempDir()
+	return newEnvIn(t, t.TempDir(), spoolDir, extra)
+}
+
+// newEnvIn is newEnv with the installation's files in dir.
+func newEnvIn(t testing.TB, dir, spoolDir, extra string) *env {
+	t.Helper()
 	if spoolDir == "" {
 		spoolDir = filepath.Join(dir, "spool")
 		if err := os.Mkdir(spoolDir, 0o750); err != nil {
@@ -262,6 +276,70 @@ func newEnv(t testing.TB, spoolDir, extra string) *env {
 	e.cert, e.secret = e.key("alice", nil)
 	t.Cleanup(e.stopDaemons)
 	return e
+}
+
+// Numeric ids for newSharedEnv (as in packaging's TestGroupSharesSpool): no
+// /etc/passwd entry is needed to run a process as them.
+const (
+	daemonUID   = 64101 // the user and group cryophile: freeze and thaw
+	memberUID   = 64102 // a member of the group cryophile: backup and restore
+	strangerUID = 64103 // another user, not in the group
+)
+
+// newSharedEnv makes an installation laid out as the package lays it out:
+// a world-traversable directory holding a spool as tmpfiles.d makes it
+// (2770 cryophile:cryophile, its queues the same), a file:// vault owned
+// by cryophile, freeze and thaw running as daemonUID, backup and restore
+// as memberUID (supplementary group cryophile), the secret key the
+// member's, restore's output in member-owned scratch directories. It
+// makes binDir traversable. It skips the test unless run as root.
+func newSharedEnv(t *testing.T, extra string) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run processes as other users")
+	}
+	dir, err := os.MkdirTemp("", "cryophile-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{dir, binDir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spoolDir := filepath.Join(dir, "spool")
+	for _, d := range []string{"", "backup", "freeze", "thaw", "restore"} {
+		mkdirOwned(t, filepath.Join(spoolDir, d), 0o770|os.ModeSetgid, daemonUID, daemonUID)
+	}
+	e := newEnvIn(t, dir, spoolDir, extra)
+	if err := os.Chown(e.vault, daemonUID, daemonUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(e.secret, memberUID, memberUID); err != nil {
+		t.Fatal(err)
+	}
+	daemon := &syscall.Credential{Uid: daemonUID, Gid: daemonUID, Groups: []uint32{daemonUID}}
+	member := &syscall.Credential{Uid: memberUID, Gid: memberUID, Groups: []uint32{daemonUID}}
+	e.creds = map[string]*syscall.Credential{"cryophile-freeze": daemon, "cryophile-thaw": daemon,
+		"cryophile-backup": member, "cryophile-restore": member}
+	e.member = member
+	return e
+}
+
+// mkdirOwned creates dir owned by uid:gid with mode (chmod after chown,
+// which clears the setgid bit).
+func mkdirOwned(t testing.TB, dir string, mode os.FileMode, uid, gid int) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeConfig (re)writes the config file.
@@ -321,7 +399,30 @@ type result struct {
 func (e *env) command(prog string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(binDir, prog), append([]string{"--config", e.config}, args...)...)
 	cmd.Env = e.osEnv
+	if c := e.creds[prog]; c != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c}
+	}
+	if e.wrap != nil {
+		e.wrap(prog, cmd)
+	}
 	return cmd
+}
+
+// scratch returns a new empty directory for a command's output, owned by
+// e.member when set.
+func (e *env) scratch() string {
+	e.t.Helper()
+	if e.member == nil {
+		return e.t.TempDir()
+	}
+	d, err := os.MkdirTemp(e.dir, "scratch-")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Chown(d, int(e.member.Uid), int(e.member.Gid)); err != nil {
+		e.t.Fatal(err)
+	}
+	return d
 }
 
 // run runs a binary to completion; stdin may be nil.
@@ -371,7 +472,7 @@ func idArgs(id archive.ID) []string {
 // returns the result and the file's SHA-256 and size.
 func (e *env) restore(id archive.ID, args ...string) (result, string, int64) {
 	e.t.Helper()
-	out := filepath.Join(e.t.TempDir(), "out")
+	out := filepath.Join(e.scratch(), "out")
 	r := e.run(nil, "cryophile-restore", append(append(idArgs(id), "--key", e.secret, "--output", out), args...)...)
 	f, err := os.Open(out)
 	if err != nil {
@@ -401,6 +502,21 @@ func (e *env) startDaemon(prog string, args ...string) *exec.Cmd {
 	e.daemons = append(e.daemons, cmd)
 	e.mu.Unlock()
 	return cmd
+}
+
+// alive reports whether cmd's process still runs: started, not exited
+// (a zombie not yet waited for counts as exited).
+func alive(cmd *exec.Cmd) bool {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // log returns a daemon's log so far.

@@ -279,7 +279,7 @@ func faults() []glacier.Fault {
 // restoreWithTimeout is restore with a deadline after which restore is
 // killed.
 func (e *env) restoreWithTimeout(id archive.ID, d time.Duration, args ...string) (result, string, int64) {
-	out := filepath.Join(e.t.TempDir(), "out")
+	out := filepath.Join(e.scratch(), "out")
 	cmd := e.command("cryophile-restore", append(append(idArgs(id), "--key", e.secret, "--output", out), args...)...)
 	var errb syncBuf
 	cmd.Stderr = &errb

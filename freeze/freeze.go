@@ -720,8 +720,15 @@ func (f *Freezer) examine(ctx context.Context, id archive.ID) int {
 		}
 		f.mu.Unlock()
 		if !errors.Is(err, fs.ErrNotExist) {
-			f.log.Error("list archive", "archive", key, "err", err)
+			// An archive directory we may not read (another user's):
+			// nothing in it is touched; Once reports it, Run tries again
+			// at every rescan.
+			err = fmt.Errorf("freeze: archive %s: %w", key, err)
+			f.log.Error("list archive", "archive", key, "dir", a.dir, "err", err)
 			f.recordError(id, "", err)
+			if f.once {
+				f.fail(err)
+			}
 		}
 		f.statusChanged()
 		return 0

@@ -22,8 +22,8 @@ import (
 //
 // A staging directory without a lock file that changed within the last
 // minute is skipped: its writer may be between its mkdir and its lock.
-// It returns the IDs it cleaned up; an error about one archive does not
-// stop the others.
+// It returns the IDs it cleaned up; an error about one archive (a staging
+// directory it cannot read, say) does not stop the others.
 func (s *Spool) CleanupDeadWriters() (removed []archive.ID, err error) {
 	dirs, err := s.Archives(QueueBackup)
 	if err != nil {
@@ -31,6 +31,10 @@ func (s *Spool) CleanupDeadWriters() (removed []archive.ID, err error) {
 	}
 	var errs []error
 	for _, d := range dirs {
+		if d.Err != nil {
+			errs = append(errs, fmt.Errorf("spool: cleanup %s: %w", d.ID, d.Err))
+			continue
+		}
 		ok, err := s.cleanupOne(d.ID)
 		if err != nil {
 			errs = append(errs, err)

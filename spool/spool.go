@@ -143,7 +143,10 @@ func statfsFree(path string) (int64, error) {
 
 // Usage returns the total size of the regular files in the given queues
 // (all queues if none is given). Files that vanish during the walk are
-// skipped: consumers delete concurrently.
+// skipped: consumers delete concurrently. So are directories it may not
+// read (another user's, left in the spool): what they hold is not counted,
+// and a budget never fails or waits for ever because of them; the
+// consumers and CleanupDeadWriters name them.
 func (s *Spool) Usage(queues ...string) (int64, error) {
 	if len(queues) == 0 {
 		queues = Queues
@@ -153,7 +156,7 @@ func (s *Spool) Usage(queues ...string) (int64, error) {
 		dir := filepath.Join(s.root, q)
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
+				if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 					return nil
 				}
 				return err
@@ -194,11 +197,17 @@ type ArchiveDir struct {
 	// above: unknown names and anything that is not a regular file (a
 	// symlink called chunk.000001 lands here, never in Fragments).
 	Other []string
+	// Err is the error reading the directory (a *fs.PathError naming it)
+	// when it could not be read, because it belongs to another user, say:
+	// what it holds is unknown, the other fields are empty.
+	Err error
 }
 
 // Archives lists the archive directories in queue, sorted by backup ID.
 // Symlinks are never followed; directories that do not look like
-// VAULT/PREFIX/ULID are skipped.
+// VAULT/PREFIX/ULID are skipped. An archive directory that cannot be read
+// is listed with its Err set, so that one foreign directory stops neither
+// the listing nor the work on the others; its caller reports it.
 func (s *Spool) Archives(queue string) ([]ArchiveDir, error) {
 	qdir := filepath.Join(s.root, queue)
 	if err := checkRealDir(qdir); err != nil {
@@ -248,7 +257,7 @@ func (s *Spool) Archives(queue string) ([]ArchiveDir, error) {
 				if errors.Is(err, fs.ErrNotExist) {
 					return fs.SkipDir
 				}
-				return err
+				a = ArchiveDir{ID: a.ID, Path: p, Err: err}
 			}
 			out = append(out, a)
 			return fs.SkipDir

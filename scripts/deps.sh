@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: Debian packages (gpg, zstd,
-# lz4, sq, GNU time, curl, awscli, systemd-analyze) with apt-get, and the
-# local S3 server with `go install` (scripts/s3-server.sh install).
+# lz4, sq, GNU time, curl, awscli, systemd-analyze, strace) with apt-get,
+# and the local S3 server with `go install` (scripts/s3-server.sh install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ have sq || need+=(sq)
 have curl || need+=(curl)
 [ -x /usr/bin/aws ] || need+=(awscli)
 have systemd-analyze || need+=(systemd)
+have strace || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}" >&2
 	if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

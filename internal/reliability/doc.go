@@ -20,6 +20,7 @@
 // The network scenario drives Shopify's toxiproxy v2.12.0 over its HTTP API;
 // scripts/reliability.sh installs it with `go install` (it is not in
 // go.mod). Without the toxiproxy-server binary that scenario skips, or fails
-// under CRYOPHILE_INTEGRATION=1. Scenarios that mount a tmpfs need root and
-// skip otherwise.
+// under CRYOPHILE_INTEGRATION=1. Scenarios that mount a tmpfs, and the one
+// that runs the programs as other users (10 foreign owners), need root and
+// skip otherwise; the daemons' strace check needs strace (scripts/deps.sh).
 package reliability

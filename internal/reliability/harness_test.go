@@ -240,6 +240,10 @@ type env struct {
 	// wrap, when set, may rewrite each command before it starts (to run
 	// it under strace, say).
 	wrap func(prog string, cmd *exec.Cmd)
+	// term, when set, asks a daemon started by startDaemon to stop, in
+	// place of SIGTERM to its process (which a wrapper like strace would
+	// not pass on).
+	term func(cmd *exec.Cmd)
 	// member, when set, owns the directories scratch makes: the user
 	// restore runs as.
 	member *syscall.Credential
@@ -530,7 +534,11 @@ func (e *env) stopDaemons() {
 	defer e.mu.Unlock()
 	for _, d := range e.daemons {
 		if d.ProcessState == nil {
-			d.Process.Signal(syscall.SIGTERM)
+			if e.term != nil {
+				e.term(d)
+			} else {
+				d.Process.Signal(syscall.SIGTERM)
+			}
 			done := make(chan struct{})
 			go func() { d.Wait(); close(done) }()
 			select {

@@ -113,16 +113,9 @@ func TestSpoolFull(t *testing.T) {
 	// Disk full under the reserve check: a filler takes the space.
 	run = sc.run()
 	e.stopDaemons()
-	filler := filepath.Join(spoolDir, "filler")
-	f, _ := os.Create(filler)
-	f.Truncate(0)
 	// Leave room for one fragment plus a little: the budget check passes,
 	// the second fragment meets ENOSPC.
-	fill := free(spoolDir) - 11*mib
-	if _, err := io.CopyN(f, zeroReader{}, fill); err != nil {
-		t.Fatalf("filler: %v", err)
-	}
-	f.Close()
+	filler := fill(t, spoolDir, 11*mib)
 	cfg, _ := os.ReadFile(e.config)
 	full := filepath.Join(e.dir, "full.toml")
 	os.WriteFile(full, bytes.Replace(cfg, []byte(`reserve = "6MiB"`), []byte(`reserve = "1MiB"`), 1), 0o644)
@@ -238,6 +231,108 @@ func TestVaultDamage(t *testing.T) {
 		}
 		t.Logf("%s: exit %d: %s", c.name, res.code, strings.TrimSpace(tail(res.stderr, 400)))
 	}
+}
+
+// fill writes a file of zeros into dir until only leave bytes stay free on
+// its file system and returns the file's path.
+func fill(t *testing.T, dir string, leave int64) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, zeroReader{}, free(dir)-leave); err != nil {
+		t.Fatalf("filler: %v", err)
+	}
+	return p
+}
+
+// TestThawDiskFull: restore/ is on a small tmpfs that something else fills
+// up while thaw downloads. The fragment restore waits for is downloaded
+// even below the free-space reserve (else nothing would drain restore/), so
+// thaw meets ENOSPC.
+// Thaw keeps running and retries, publishes no partial fragment, does not
+// fail the request; restore waits. Once the space is freed, the restore
+// completes bit-identical.
+func TestThawDiskFull(t *testing.T) {
+	sc := begin(t, "4 thaw disk full")
+	spoolDir := tmpfs(t, 24)
+	e := newEnv(t, spoolDir, "[budget]\nreserve = \"4KiB\"\nrestore_max_bytes = \"1GiB\"\n")
+	const size = 12 * mib
+	id := e.backup(io.LimitReader(randReader{newStream(size, 43)}, size), "--prefix", "full/thaw", "--size", "2M", "--compression", "none")
+	if res := e.run(nil, "cryophile-freeze", "--once"); res.code != 0 {
+		t.Fatalf("freeze --once: exit %d\n%s", res.code, res.stderr)
+	}
+	wantSum := sum(io.LimitReader(randReader{newStream(size, 43)}, size))
+	m, err := archive.ReadManifestFile(filepath.Join(e.vault, id.Key(), archive.ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	run := sc.run()
+	// Room for the manifest, status and half a fragment.
+	filler := fill(t, spoolDir, 1*mib)
+	thawd := e.startDaemon("cryophile-thaw")
+	rcmd := e.command("cryophile-restore", append(idArgs(id), "--key", e.secret, "--tier", "expedited")...)
+	out, _ := rcmd.StdoutPipe()
+	var rerr syncBuf
+	rcmd.Stderr = &rerr
+	if err := rcmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		sum string
+		n   int64
+	}
+	read := make(chan got, 1)
+	go func() {
+		h := sha256.New()
+		n, _ := io.Copy(h, out)
+		read <- got{hex.EncodeToString(h.Sum(nil)), n}
+	}()
+	waitFor(t, "thaw to meet the full file system", time.Minute, func() bool {
+		return strings.Contains(e.log("cryophile-thaw"), "no space left on device")
+	})
+	// Let it retry a few times on the full file system.
+	retries := func() int { return strings.Count(e.log("cryophile-thaw"), "no space left on device") }
+	waitFor(t, "thaw to retry on the full file system", time.Minute, func() bool { return retries() >= 3 })
+	if thawd.ProcessState != nil {
+		run.errorf("thaw exited on a full file system: %v", thawd.ProcessState)
+	}
+	restoreDir := filepath.Join(spoolDir, "restore", id.Dir())
+	for _, name := range files(restoreDir) {
+		f, ok := m.Fragment(name)
+		if !ok {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(restoreDir, name)); err == nil && fi.Size() != f.Size {
+			run.errorf("restore/%s/%s visible with %d of %d bytes on a full file system", id, name, fi.Size(), f.Size)
+		}
+	}
+	if st, err := os.ReadFile(filepath.Join(restoreDir, "status.json")); err == nil && strings.Contains(string(st), `"failure"`) {
+		run.errorf("the request failed on a full file system: %s", st)
+	}
+	select {
+	case g := <-read:
+		run.errorf("restore ended (%d bytes) while the file system was full\n%s", g.n, rerr.String())
+	default:
+	}
+
+	run = sc.run()
+	os.Remove(filler)
+	watchdog := time.AfterFunc(2*time.Minute, func() { rcmd.Process.Kill() })
+	defer watchdog.Stop()
+	g := <-read
+	if err := rcmd.Wait(); err != nil {
+		run.errorf("restore after the space came back: %v\n%s", err, rerr.String())
+	}
+	if g.sum != wantSum || g.n != size {
+		run.errorf("restored %d bytes, sha %s; want %d, %s", g.n, g.sum, int64(size), wantSum)
+	}
+	sc.checked(g.n)
+	sc.note("thaw met ENOSPC %d times, kept the request and resumed", retries())
 }
 
 // sum returns the hex SHA-256 of what r yields.

@@ -210,6 +210,7 @@ func restore(ctx context.Context, c *ucli.Context) (err error) {
 		}
 		rs := sp.RestoreSource(id, keep)
 		if w != nil {
+			w.haveManifest.Store(true)
 			rs.Check = w.check
 			_ = w.check() // the estimate, before the first fragment wait
 		}

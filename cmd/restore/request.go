@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -152,7 +153,7 @@ func request(p *cli.Printer, sp *spool.Spool, id archive.ID, tier string, days i
 		r := reqs[n-1]
 		if !consumed(sp, id, r.ID) {
 			p.Printf("resuming the restore request filed by %s at %s (tier %s, %d days)", r.RequestedBy, r.RequestedAt.Local().Format(time.RFC3339), r.Tier, r.Days)
-			return &watcher{p: p, sp: sp, id: id, req: r.ID}, nil
+			return &watcher{p: p, sp: sp, id: id, req: r.ID, tier: r.Tier, days: r.Days}, nil
 		}
 		// An interrupted restore consumed fragments of that request: a
 		// new one brings them back (thaw drops the older request).
@@ -165,7 +166,7 @@ func request(p *cli.Printer, sp *spool.Spool, id archive.ID, tier string, days i
 		return nil, cli.WithCode(cli.ExitIO, err)
 	}
 	p.Printf("filed restore request %s for %s (tier %s, %d days)", r.Name(), id, r.Tier, r.Days)
-	return &watcher{p: p, sp: sp, id: id, req: r.ID}, nil
+	return &watcher{p: p, sp: sp, id: id, req: r.ID, tier: r.Tier, days: r.Days}, nil
 }
 
 // consumed reports whether thaw's status for request reqID counts more
@@ -206,30 +207,118 @@ func failureError(fe *thaw.FailureError) error {
 // watcher follows thaw's status.json for one request: it prints progress
 // and ends the waits when thaw reports a permanent failure.
 type watcher struct {
-	p   *cli.Printer
-	sp  *spool.Spool
-	id  archive.ID
-	req string
+	p            *cli.Printer
+	sp           *spool.Spool
+	id           archive.ID
+	tier         string
+	days         int
+	haveManifest atomic.Bool // the manifest was read: set by run
 
-	mu     sync.Mutex
-	last   string
-	lastAt time.Time
-	est    bool
-	noted  bool
+	mu      sync.Mutex
+	req     string // the request followed
+	refiled int
+	last    string
+	lastAt  time.Time
+	est     bool
+	noted   bool
+}
+
+// maxRefile bounds how often one restore files its request again.
+const maxRefile = 3
+
+// request returns the ID of the request followed.
+func (w *watcher) request() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.req
 }
 
 // status reads status.json if it answers our request.
 func (w *watcher) status() *thaw.Status {
 	st, err := thaw.ReadStatus(w.sp, w.id)
-	if err != nil || st.Request != w.req {
+	if err != nil || st.Request != w.request() {
 		return nil
 	}
 	return st
 }
 
-// check is the RestoreSource hook: thaw's permanent failure ends the wait
-// for a fragment.
+// follow checks that the request followed can still bring the archive.
+// Thaw removes a request once it has published every fragment, and
+// --cancel withdraws one. A restore that resumed a request which thaw had
+// already finished for an earlier restore (that consumed and removed
+// everything) would otherwise wait for ever for a manifest that never
+// comes; so would one whose request was withdrawn. So: a newer request
+// for the archive (another restore filed it; thaw drops the older) is
+// followed; before the manifest came, a request that is finished or gone
+// with no manifest in restore/ is filed again (at most maxRefile times);
+// after it, a request gone unfinished is an ExitTemp error naming it.
+func (w *watcher) follow() error {
+	cur := w.request()
+	st := w.status()
+	if st != nil && st.Failure != nil {
+		return nil // watch and check report it
+	}
+	manifest := w.haveManifest.Load()
+	if !manifest {
+		_, err := os.Lstat(filepath.Join(w.sp.Dir(spool.QueueRestore, w.id), archive.ManifestName))
+		manifest = err == nil
+	}
+	// Finished, but the manifest is not here: an earlier restore took it.
+	stale := st != nil && st.Complete && !manifest
+	if !stale {
+		reqs, err := thaw.RestoreRequests(w.sp, w.id)
+		if err != nil {
+			return nil // unreadable now: the next poll tries again
+		}
+		for _, r := range reqs {
+			if r.ID == cur {
+				return nil
+			}
+		}
+		if st != nil && st.Complete {
+			return nil // finished for us: the fragments are here
+		}
+		if n := len(reqs); n > 0 {
+			w.mu.Lock()
+			w.req = reqs[n-1].ID
+			w.mu.Unlock()
+			w.p.Printf("restore request %s for %s was superseded by %s: following it", cur, w.id, reqs[n-1].Name())
+			return nil
+		}
+		if w.haveManifest.Load() {
+			return cli.WithHint(cli.ExitTemp, "run the same command again",
+				fmt.Errorf("the restore request %s for %s was withdrawn (cryophile-restore --cancel?) before thaw published every fragment", cur, w.id))
+		}
+		if manifest {
+			return nil
+		}
+	}
+	w.mu.Lock()
+	n := w.refiled
+	w.mu.Unlock()
+	if n >= maxRefile {
+		return cli.WithCode(cli.ExitTemp, fmt.Errorf("the restore request for %s ended %d times before its manifest reached %s", w.id, n+1, w.sp.Dir(spool.QueueRestore, w.id)))
+	}
+	r, err := thaw.NewRestoreRequest(w.id, w.tier, w.days)
+	if err != nil {
+		return cli.WithCode(cli.ExitUsage, err)
+	}
+	if err := thaw.File(w.sp, r); err != nil {
+		return cli.WithCode(cli.ExitIO, err)
+	}
+	w.mu.Lock()
+	w.req, w.refiled = r.ID, n+1
+	w.mu.Unlock()
+	w.p.Printf("restore request %s for %s ended before its manifest reached %s (thaw had finished it for an earlier restore, or it was withdrawn): filed %s", cur, w.id, w.sp.Dir(spool.QueueRestore, w.id), r.Name())
+	return nil
+}
+
+// check is the RestoreSource hook: thaw's permanent failure, or the
+// request's withdrawal, ends the wait for a fragment.
 func (w *watcher) check() error {
+	if err := w.follow(); err != nil {
+		return err
+	}
 	st := w.status()
 	if st == nil {
 		return nil
@@ -264,11 +353,19 @@ func (w *watcher) watch(ctx context.Context, stop context.CancelCauseFunc) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	lastRun := time.Time{}
+	lastFollow := time.Now()
 	for {
 		if st := w.status(); st != nil {
 			w.show(st)
 			if fe := st.Err(); fe != nil {
 				stop(fe)
+				return
+			}
+		}
+		if !w.haveManifest.Load() && time.Since(lastFollow) >= time.Second {
+			lastFollow = time.Now()
+			if err := w.follow(); err != nil {
+				stop(err)
 				return
 			}
 		}

@@ -757,6 +757,67 @@ func TestLatestAndCancel(t *testing.T) {
 	})
 }
 
+// TestRequestEnds: restores of one archive run back to back (the next may
+// find the previous one's request before thaw removed it: it must not wait
+// for ever on it), and a restore waiting for a fragment whose request is
+// withdrawn by --cancel from another shell exits 75 naming the request
+// instead of waiting for ever.
+func TestRequestEnds(t *testing.T) {
+	r := newRig(t, "[thaw]\npoll_interval = \"1s\"\n")
+	data := randomBytes(3<<20, 11)
+	id := r.backup("GLACIER_IR", data)
+	slow := r.backup("GLACIER", randomBytes(1<<20, 12))
+	r.freeze()
+	r.startThaw()
+	for i := range 5 {
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := r.command("cryophile-restore", "--vault", id.Vault.String(), "--prefix", id.Prefix, "--ulid", id.ULID.String(), "--key", r.secret, "--output", out)
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+		err := cmd.Wait()
+		timer.Stop()
+		if got, _ := os.ReadFile(out); err != nil || sha(got) != sha(data) {
+			t.Fatalf("restore %d of %s (killed after a minute): %v, %d bytes\n%s", i+1, id, err, len(got), stderr.String())
+		}
+		t.Logf("restore %d:\n%s", i+1, stderr.String())
+	}
+
+	// Bulk (5 s): the manifest (STANDARD) comes at once, the fragment waits.
+	out := filepath.Join(t.TempDir(), "o")
+	cmd := r.command("cryophile-restore", "--vault", slow.Vault.String(), "--prefix", slow.Prefix, "--ulid", slow.ULID.String(), "--key", r.secret, "--output", out)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFor(t, "restore waiting for a fragment", 20*time.Second, func() bool {
+		st, err := thaw.ReadStatus(r.sp, slow)
+		return err == nil && st.Fragments.Restoring > 0 && strings.Contains(stderr.String(), "estimate")
+	})
+	res := r.run(nil, "cryophile-restore", "--cancel", "--vault", slow.Vault.String(), "--prefix", slow.Prefix, "--ulid", slow.ULID.String())
+	if res.code != 0 {
+		t.Fatalf("--cancel: exit %d\n%s", res.code, res.stderr)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("restore still waiting 30 s after its request was withdrawn\n%s", stderr.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 75 || !strings.Contains(stderr.String(), "withdrawn") {
+		t.Errorf("restore whose request was withdrawn: exit %d, want 75 saying so\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("--output %s left after the withdrawn restore", out)
+	}
+}
+
 // TestStatus: --status says the daemon never ran (exit 69), then that it
 // is running, with the queue, then that it stopped; --json prints the file.
 func TestStatus(t *testing.T) {

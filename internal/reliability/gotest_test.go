@@ -115,7 +115,10 @@ func TestFuzz(t *testing.T) {
 			run := sc.run()
 			args := []string{"-run", "^" + f.name + "$", f.pkg}
 			if long() {
-				args = []string{"-run", "^$", "-fuzz", "^" + f.name + "$", "-fuzztime", fuzztime, "-parallel", "2", f.pkg}
+				// Minimizing each new interesting input may take 60 s
+				// by default: with large seeds (the example config) that
+				// left FuzzLoad 11 execs in 30 s. Time is for fuzzing.
+				args = []string{"-run", "^$", "-fuzz", "^" + f.name + "$", "-fuzztime", fuzztime, "-fuzzminimizetime", "2s", "-parallel", "2", f.pkg}
 			}
 			out, err := goTest(t, 10*time.Minute, nil, args...)
 			if err != nil {
@@ -126,6 +129,9 @@ func TestFuzz(t *testing.T) {
 			if len(execs) > 0 {
 				n, _ := strconv.ParseInt(execs[len(execs)-1][1], 10, 64)
 				sc.note("%s: %d execs in %s", f.name, n, fuzztime)
+				if n < 1000 {
+					run.errorf("%s ran only %d inputs in %s: the fuzzer stalled", f.name, n, fuzztime)
+				}
 			} else {
 				sc.note("%s: seeds and testdata/fuzz cases only", f.name)
 			}

@@ -877,11 +877,17 @@ func (f *Freezer) retry(ctx context.Context, a *archiveState, vs *vaultState, na
 	}
 }
 
-// transient reports whether err may go away by itself.
+// transient reports whether err may go away by itself. A spool file freeze
+// may not read (another user's) will not: retrying it at once only delays
+// Once's exit; Run tries it again at the next rescan, after an
+// administrator may have given it back.
 func transient(err error) bool {
+	var ve *vaultError
 	switch {
 	case errors.Is(err, storage.ErrPermanent), errors.Is(err, ErrConflict), errors.Is(err, ErrBroken),
 		errors.Is(err, errGone), errors.Is(err, errNotReady):
+		return false
+	case errors.Is(err, fs.ErrPermission) && !errors.As(err, &ve):
 		return false
 	}
 	return true

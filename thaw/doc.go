@@ -27,7 +27,13 @@
 // older files are removed. restore files a new one when an earlier
 // request already published fragments that an interrupted restore has
 // since consumed: a restore always reads from the first fragment, so
-// those must come again.
+// those must come again. For the same reason a restore that finds its
+// request done (status.json complete, or the file gone) while the
+// manifest is not in restore/ files a new one: thaw removes a request up to a poll
+// interval after its last fragment, so the request a restore finds may be
+// the one an earlier restore of the archive has just consumed. A restore
+// waiting for fragments whose request vanished unfinished (withdrawn)
+// stops with an error naming it.
 //
 // # Listings
 //

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/cryophile/cryophile/internal/testperm"
 	"github.com/cryophile/cryophile/spool"
@@ -52,4 +55,40 @@ func TestOnceForeignArchiveDirectory(t *testing.T) {
 		t.Fatalf("Once after the chmod: %v", err)
 	}
 	checkInVault(t, e.vaults[v], foreign, fm)
+}
+
+// TestOnceForeignPrefixDirectory: a prefix directory freeze may not list
+// makes Once fail with an error naming it, while the archive of another
+// prefix is uploaded in the same run; once it is readable again the next
+// Once uploads what it held.
+func TestOnceForeignPrefixDirectory(t *testing.T) {
+	e := newEnv(t, 1)
+	v := e.vaultIDs()[0]
+	hidden, hm := e.publishArchive(v, "host/foreign", 2, 10_000)
+	other, om := e.publishArchive(v, "host/other", 1, 5_000)
+	pdir := filepath.Dir(e.sp.Dir(spool.QueueFreeze, hidden.id))
+	if err := os.Chmod(pdir, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(pdir, 0o750) })
+
+	var err error
+	if perr := testperm.WithoutDACOverride(func() { err = e.freezer(e.options()).Once(context.Background()) }); perr != nil {
+		t.Fatal(perr)
+	}
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), pdir) {
+		t.Fatalf("Once = %v, want an error wrapping fs.ErrPermission naming %s\nlogs:\n%s", err, pdir, e.logs)
+	}
+	// Named as what it is, not as an archive with a zero ULID.
+	if zero := (ulid.ULID{}).String(); strings.Contains(err.Error(), zero) {
+		t.Errorf("Once = %v: names a made-up archive %s", err, zero)
+	}
+	checkInVault(t, e.vaults[v], other, om)
+	if err := os.Chmod(pdir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.freezer(e.options()).Once(context.Background()); err != nil {
+		t.Fatalf("Once after the chmod: %v", err)
+	}
+	checkInVault(t, e.vaults[v], hidden, hm)
 }

@@ -596,10 +596,24 @@ func (f *Freezer) scan() error {
 	if err != nil {
 		return fmt.Errorf("freeze: %w", err)
 	}
+	var unlisted []error
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, d := range dirs {
+		if d.Unlisted() {
+			unlisted = append(unlisted, fmt.Errorf("freeze: archives below %s: %w", d.Path, d.Err))
+			continue
+		}
 		f.dirty[d.ID] = true
+	}
+	f.mu.Unlock()
+	// A vault or prefix directory we may not read (another user's): what
+	// is below it waits; Once reports it, Run looks again at every rescan.
+	for _, err := range unlisted {
+		f.log.Error("list archives", "err", err)
+		f.recordError(archive.ID{}, "", err)
+		if f.once {
+			f.fail(err)
+		}
 	}
 	return nil
 }

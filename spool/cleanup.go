@@ -31,6 +31,10 @@ func (s *Spool) CleanupDeadWriters() (removed []archive.ID, err error) {
 	}
 	var errs []error
 	for _, d := range dirs {
+		if d.Unlisted() {
+			errs = append(errs, fmt.Errorf("spool: cleanup below %s: %w", d.Path, d.Err))
+			continue
+		}
 		if d.Err != nil {
 			errs = append(errs, fmt.Errorf("spool: cleanup %s: %w", d.ID, d.Err))
 			continue

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/cryophile/cryophile/archive"
@@ -199,15 +200,22 @@ type ArchiveDir struct {
 	Other []string
 	// Err is the error reading the directory (a *fs.PathError naming it)
 	// when it could not be read, because it belongs to another user, say:
-	// what it holds is unknown, the other fields are empty.
+	// what it holds is unknown, the other fields are empty. When Path is a
+	// vault or prefix directory, not an archive's, ID.ULID is zero (see
+	// Unlisted) and ID.Prefix is the path so far.
 	Err error
 }
 
+// Unlisted reports whether d is a vault or prefix directory that could not
+// be read: the archives below it, if any, are unknown.
+func (d ArchiveDir) Unlisted() bool { return d.Err != nil && d.ID.ULID == (ulid.ULID{}) }
+
 // Archives lists the archive directories in queue, sorted by backup ID.
 // Symlinks are never followed; directories that do not look like
-// VAULT/PREFIX/ULID are skipped. An archive directory that cannot be read
-// is listed with its Err set, so that one foreign directory stops neither
-// the listing nor the work on the others; its caller reports it.
+// VAULT/PREFIX/ULID are skipped. A directory below the queue that cannot
+// be read (an archive's, or a vault or prefix directory: Unlisted) is
+// listed with its Err set, so that one foreign directory stops neither the
+// listing nor the work on the others; its caller reports it.
 func (s *Spool) Archives(queue string) ([]ArchiveDir, error) {
 	qdir := filepath.Join(s.root, queue)
 	if err := checkRealDir(qdir); err != nil {
@@ -232,7 +240,20 @@ func (s *Spool) Archives(queue string) ([]ArchiveDir, error) {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil
 				}
-				return err
+				if d == nil || !d.IsDir() || !errors.Is(err, fs.ErrPermission) {
+					return err
+				}
+				// A vault or prefix directory we may not read: list it
+				// (Unlisted) and the rest.
+				rel, _ := filepath.Rel(vdir, p)
+				prefix := ""
+				if rel != "." {
+					prefix = filepath.ToSlash(rel)
+				}
+				if prefix == "" || archive.ValidatePrefix(prefix) == nil {
+					out = append(out, ArchiveDir{ID: archive.ID{Vault: vault, Prefix: prefix}, Path: p, Err: err})
+				}
+				return fs.SkipDir
 			}
 			if p == vdir || !d.IsDir() {
 				return nil

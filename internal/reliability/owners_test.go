@@ -47,6 +47,8 @@ import (
 //   - b. An archive directory freeze cannot list: exit 74 naming the
 //     directory; the other archive is uploaded in the same run; nothing in
 //     the directory is deleted; after the chown it completes.
+//   - b2. A prefix directory freeze cannot list: the same, for every
+//     archive below it.
 //   - c. A request thaw cannot read: the daemon sets it aside like any
 //     invalid request ("invalid request set aside", into thaw/.rejected:
 //     never deleted), naming it, once (no spinning), and serves a normal
@@ -206,6 +208,34 @@ func TestForeignOwners(t *testing.T) {
 		}
 
 		giveBack(dir)
+		completes(id, want, other, otherWant)
+	})
+
+	t.Run("b2 unlistable prefix directory", func(t *testing.T) {
+		id, want := backupAs("owners/b2/hidden/pool", 3*mib, 211)
+		other, otherWant := backupAs("owners/b2-other", 2*mib, 212)
+		dir := filepath.Join(freezeDir, id.Vault.String(), "owners", "b2", "hidden")
+		takeAway(dir, 0o700)
+
+		run := sc.run()
+		r := e.run(nil, "cryophile-freeze", "--once")
+		if r.code != 74 {
+			run.errorf("freeze --once: exit %d, want 74\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, dir) || !strings.Contains(r.stderr, "permission denied") {
+			run.errorf("freeze --once: the message names neither %s nor \"permission denied\":\n%s", dir, r.stderr)
+		}
+		if e.inVault(id) {
+			run.errorf("%s is in the vault though freeze could not list %s", id, dir)
+		}
+		if !e.inVault(other) {
+			run.errorf("the other archive %s was not uploaded in the same run\n%s", other, r.stderr)
+		}
+
+		giveBack(dir)
+		if _, err := os.Stat(filepath.Join(freezeDir, id.Dir(), archive.ManifestName)); err != nil {
+			run.errorf("the hidden archive's manifest: %v", err)
+		}
 		completes(id, want, other, otherWant)
 	})
 

@@ -142,6 +142,37 @@ func TestForeignOwners(t *testing.T) {
 		}
 	}
 
+	// refused checks that a command (what) met the unreadable path: exit
+	// 74 (README "Exit status": I/O error) and a message naming path and
+	// "permission denied".
+	refused := func(run *run, what string, r result, path string) {
+		t.Helper()
+		if r.code != 74 {
+			run.errorf("%s: exit %d, want 74\n%s", what, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, path) || !strings.Contains(r.stderr, "permission denied") {
+			run.errorf("%s: the message names neither %s nor \"permission denied\":\n%s", what, path, r.stderr)
+		}
+	}
+	// freezeRefuses runs freeze --once with path unreadable: refused, id
+	// not in the vault, other uploaded in the same run, path untouched.
+	freezeRefuses := func(run *run, path string, id, other archive.ID) result {
+		t.Helper()
+		before := digests(t, path)
+		r := e.run(nil, "cryophile-freeze", "--once")
+		refused(run, "freeze --once", r, path)
+		if after := digests(t, path); !maps.Equal(before, after) {
+			run.errorf("%s changed: %v, was %v", path, after, before)
+		}
+		if e.inVault(id) {
+			run.errorf("%s is in the vault though freeze could not read %s", id, path)
+		}
+		if !e.inVault(other) {
+			run.errorf("the other archive %s was not uploaded in the same run\n%s", other, r.stderr)
+		}
+		return r
+	}
+
 	t.Run("a unreadable fragment", func(t *testing.T) {
 		id, want := backupAs("owners/a", 3*mib, 101)
 		other, otherWant := backupAs("owners/a-other", 2*mib, 102)
@@ -153,12 +184,7 @@ func TestForeignOwners(t *testing.T) {
 		t0 := time.Now()
 		r := e.run(nil, "cryophile-freeze", "--once")
 		sc.note("a: freeze --once with an unreadable fragment: exit %d after %v", r.code, time.Since(t0).Round(100*time.Millisecond))
-		if r.code != 74 {
-			run.errorf("freeze --once: exit %d, want 74\n%s", r.code, r.stderr)
-		}
-		if !strings.Contains(r.stderr, frag) || !strings.Contains(r.stderr, "permission denied") {
-			run.errorf("freeze --once: the message names neither %s nor \"permission denied\":\n%s", frag, r.stderr)
-		}
+		refused(run, "freeze --once", r, frag)
 		// Retrying at once cannot help: only an administrator can.
 		if strings.Contains(r.stderr, "upload failed, retrying") {
 			run.errorf("freeze --once retried a fragment it may not read:\n%s", r.stderr)
@@ -186,26 +212,8 @@ func TestForeignOwners(t *testing.T) {
 		id, want := backupAs("owners/b", 3*mib, 201)
 		other, otherWant := backupAs("owners/b-other", 2*mib, 202)
 		dir := filepath.Join(freezeDir, id.Dir())
-		before := digests(t, dir)
 		takeAway(dir, 0o700)
-
-		run := sc.run()
-		r := e.run(nil, "cryophile-freeze", "--once")
-		if r.code != 74 {
-			run.errorf("freeze --once: exit %d, want 74\n%s", r.code, r.stderr)
-		}
-		if !strings.Contains(r.stderr, dir) || !strings.Contains(r.stderr, "permission denied") {
-			run.errorf("freeze --once: the message names neither %s nor \"permission denied\":\n%s", dir, r.stderr)
-		}
-		if after := digests(t, dir); !maps.Equal(before, after) {
-			run.errorf("%s changed: %v, was %v", dir, after, before)
-		}
-		if e.inVault(id) {
-			run.errorf("%s is in the vault though freeze could not list it", id)
-		}
-		if !e.inVault(other) {
-			run.errorf("the other archive %s was not uploaded in the same run\n%s", other, r.stderr)
-		}
+		freezeRefuses(sc.run(), dir, id, other)
 
 		giveBack(dir)
 		completes(id, want, other, otherWant)
@@ -216,26 +224,9 @@ func TestForeignOwners(t *testing.T) {
 		other, otherWant := backupAs("owners/b2-other", 2*mib, 212)
 		dir := filepath.Join(freezeDir, id.Vault.String(), "owners", "b2", "hidden")
 		takeAway(dir, 0o700)
-
-		run := sc.run()
-		r := e.run(nil, "cryophile-freeze", "--once")
-		if r.code != 74 {
-			run.errorf("freeze --once: exit %d, want 74\n%s", r.code, r.stderr)
-		}
-		if !strings.Contains(r.stderr, dir) || !strings.Contains(r.stderr, "permission denied") {
-			run.errorf("freeze --once: the message names neither %s nor \"permission denied\":\n%s", dir, r.stderr)
-		}
-		if e.inVault(id) {
-			run.errorf("%s is in the vault though freeze could not list %s", id, dir)
-		}
-		if !e.inVault(other) {
-			run.errorf("the other archive %s was not uploaded in the same run\n%s", other, r.stderr)
-		}
+		freezeRefuses(sc.run(), dir, id, other)
 
 		giveBack(dir)
-		if _, err := os.Stat(filepath.Join(freezeDir, id.Dir(), archive.ManifestName)); err != nil {
-			run.errorf("the hidden archive's manifest: %v", err)
-		}
 		completes(id, want, other, otherWant)
 	})
 
@@ -374,12 +365,7 @@ func TestForeignOwners(t *testing.T) {
 		run := sc.run()
 		toStdout, toFile, left := e.restoreFrom(a.dir, e.secret)
 		for _, r := range []result{toStdout, toFile} {
-			if r.code != 74 {
-				run.errorf("restore --from: exit %d, want 74\n%s", r.code, r.stderr)
-			}
-			if !strings.Contains(r.stderr, frag) || !strings.Contains(r.stderr, "permission denied") {
-				run.errorf("restore --from: the message names neither %s nor \"permission denied\":\n%s", frag, r.stderr)
-			}
+			refused(run, "restore --from", r, frag)
 		}
 		if len(toStdout.stdout) > 0 {
 			run.errorf("restore --from wrote %d bytes to stdout before failing on its first fragment", len(toStdout.stdout))
